@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"mirrord/configs"
+	"mirrord/consensus"
+	"mirrord/content"
+	"mirrord/node"
+	"mirrord/node/adminapi"
+	"mirrord/node/statslog"
+	"mirrord/resolver/httpapi"
+)
+
+func init() {
+	register(command{name: "serve", help: "Run a mirrord node (no flags: a working single node on ./mirrord-data and 127.0.0.1:8080).", run: cmdServe})
+	flagSetups["serve"] = func(fs *flag.FlagSet) {
+		fs.String("config", "", "YAML config `file` (default: built-in single-node settings)")
+		fs.String("data", "", "data `dir` (overrides node.data)")
+		fs.String("http", "", "HTTP listen `addr` for devices and admin (overrides node.http)")
+		fs.String("public-url", "", "base `URL` devices use to reach this node (overrides node.public_url)")
+		fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	}
+}
+
+func cmdServe(ctx context.Context, env *cmdEnv) error {
+	if err := env.needArgs(0, "no arguments"); err != nil {
+		return err
+	}
+	cfg := configs.Default()
+	if p := flagString(env.fs, "config"); p != "" {
+		var err error
+		if cfg, err = configs.Load(p); err != nil {
+			return err
+		}
+	}
+	if v := flagString(env.fs, "data"); v != "" {
+		cfg.Node.Data = v
+	}
+	if v := flagString(env.fs, "http"); v != "" {
+		cfg.Node.HTTP = v
+	}
+	if v := flagString(env.fs, "public-url"); v != "" {
+		cfg.Node.PublicURL = v
+	}
+	if err := cfg.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(flagString(env.fs, "log-level"))); err != nil {
+		return usagef("--log-level: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	return serve(ctx, cfg, log, nil)
+}
+
+// serve runs a node until ctx is done. ready, if non-nil, receives the
+// HTTP address once the node answers (used by tests).
+func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan<- string) (err error) {
+	data := cfg.Node.Data
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	token, created, err := node.EnsureToken(data)
+	if err != nil {
+		return err
+	}
+	nodeID, err := node.EnsureNodeID(data)
+	if err != nil {
+		return err
+	}
+
+	// Start order: stores, consensus, HTTP. Stop in reverse.
+	store, err := content.OpenStore(filepath.Join(data, "blocks"))
+	if err != nil {
+		return err
+	}
+	defer closeLogged(log, "block store", store.Close)
+	stats, err := statslog.Open(statslog.Config{
+		Dir: filepath.Join(data, "stats"), MaxBytes: int64(cfg.Stats.MaxBytes),
+		SegmentBytes: int64(cfg.Stats.SegmentBytes), FlushInterval: time.Duration(cfg.Stats.FlushInterval),
+	})
+	if err != nil {
+		return err
+	}
+	defer closeLogged(log, "stats log", stats.Close)
+
+	// A single node needs no network transport for raft yet: the node is
+	// its only voter. The cluster work replaces this with a libp2p one.
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(nodeID))
+	ccfg := consensus.DefaultConfig()
+	ccfg.NodeID = nodeID
+	ccfg.Dir = filepath.Join(data, "raft")
+	ccfg.Bootstrap = true
+	ccfg.Logger = log.With("component", "consensus")
+	if cfg.Raft.HeartbeatTimeout > 0 {
+		ccfg.HeartbeatTimeout = time.Duration(cfg.Raft.HeartbeatTimeout)
+	}
+	if cfg.Raft.ElectionTimeout > 0 {
+		ccfg.ElectionTimeout = time.Duration(cfg.Raft.ElectionTimeout)
+	}
+	if cfg.Raft.SnapshotThreshold > 0 {
+		ccfg.SnapshotThreshold = cfg.Raft.SnapshotThreshold
+	}
+	if cfg.Raft.SnapshotInterval > 0 {
+		ccfg.SnapshotInterval = time.Duration(cfg.Raft.SnapshotInterval)
+	}
+	cons, err := consensus.Open(ccfg, trans)
+	if err != nil {
+		return err
+	}
+	defer closeLogged(log, "consensus", cons.Close)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = cons.WaitForLeader(wctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("waiting for raft leader: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	httpapi.New(httpapi.Config{PublicURL: cfg.Node.PublicURL, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes)},
+		cons, store, stats, node.Overrides{Cons: cons}, log.With("component", "devices")).Register(mux)
+	adminapi.New(adminapi.Config{Token: token, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes),
+		MaxUploadBytes: int64(cfg.Limits.MaxUploadBytes)}, cons, store, log.With("component", "admin")).Register(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		st := cons.Stats()
+		status := http.StatusOK
+		if st.Leader == "" && st.AppliedIndex == 0 {
+			status = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": status == http.StatusOK, "leader": st.LeaderID, "applied_index": st.AppliedIndex})
+	})
+
+	ln, err := net.Listen("tcp", cfg.Node.HTTP)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another mirrord running? use --http to pick another address)", cfg.Node.HTTP, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	addr := ln.Addr().String()
+	tokenPath := filepath.Join(data, node.TokenFile)
+	if created {
+		log.Info("created admin token", "file", tokenPath)
+	}
+	log.Info("mirrord node ready", "http", "http://"+addr, "node", nodeID, "data", data, "admin_token_file", tokenPath)
+	if ready != nil {
+		ready <- addr
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	}
+	log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", "err", err)
+	}
+	return nil
+}
+
+func closeLogged(log *slog.Logger, what string, fn func() error) {
+	if err := fn(); err != nil {
+		log.Warn("close "+what, "err", err)
+	}
+}
+
+func flagString(fs *flag.FlagSet, name string) string {
+	if f := fs.Lookup(name); f != nil {
+		return f.Value.String()
+	}
+	return ""
+}
+
+func flagBool(fs *flag.FlagSet, name string) bool {
+	if f := fs.Lookup(name); f != nil {
+		return f.Value.String() == "true"
+	}
+	return false
+}
+
+// flagSet reports whether a flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			found = true
+		}
+	})
+	return found
+}

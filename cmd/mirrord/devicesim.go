@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"mirrord/devicesim"
+)
+
+func init() {
+	register(command{name: "device-sim", args: "[check|update|set-channel CH|get-channel|list-channels]",
+		help: "Act as a Capgo device against a node: check for an update, or download, decrypt, verify\nand install it as the plugin does (default: update). State is kept in --dir.", run: cmdDeviceSim})
+	flagSetups["device-sim"] = func(fs *flag.FlagSet) {
+		fs.String("server", "", "device-facing base `URL` of a node (env MIRRORD_SERVER; default http://127.0.0.1:8080)")
+		fs.String("app", "", "app `id` (required)")
+		fs.String("dir", "./device-sim", "`dir` keeping the simulated device's bundles and state")
+		fs.String("device-id", "", "device `uuid` (default: kept in --dir, random at first)")
+		fs.String("platform", "android", "`platform`: android, ios or electron")
+		fs.String("version-build", "1.0.0", "native app `version` (version_build)")
+		fs.String("plugin-version", "8.51.23", "plugin `version` to claim")
+		fs.String("public-key", "", "app public key `PEM` (as in capacitor.config publicKey); none = no encryption")
+		fs.String("channel", "", "defaultChannel from the app config")
+		fs.Bool("emulator", false, "claim to be an emulator")
+		fs.Bool("dev", false, "claim to be a development build (is_prod false)")
+	}
+}
+
+func cmdDeviceSim(ctx context.Context, env *cmdEnv) error {
+	action := "update"
+	if len(env.args) > 0 {
+		action = env.args[0]
+	}
+	server := flagString(env.fs, "server")
+	if server == "" {
+		server = os.Getenv("MIRRORD_SERVER")
+	}
+	if server == "" {
+		server = "http://127.0.0.1:8080"
+	}
+	server = strings.TrimRight(server, "/")
+	app := flagString(env.fs, "app")
+	if app == "" {
+		return usagef("--app is required")
+	}
+	dir := flagString(env.fs, "dir")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	id := flagString(env.fs, "device-id")
+	if id == "" {
+		var err error
+		if id, err = persistentDeviceID(dir); err != nil {
+			return err
+		}
+	}
+	d := &devicesim.Device{
+		UpdateURL: server + "/updates", StatsURL: server + "/stats", ChannelURL: server + "/channel_self",
+		AppID: app, DeviceID: id, Platform: flagString(env.fs, "platform"),
+		VersionBuild: flagString(env.fs, "version-build"), VersionCode: "1", VersionOS: "14",
+		PluginVersion: flagString(env.fs, "plugin-version"), IsProd: !flagBool(env.fs, "dev"),
+		IsEmulator: flagBool(env.fs, "emulator"), DefaultChannel: flagString(env.fs, "channel"), Dir: dir,
+	}
+	if p := flagString(env.fs, "public-key"); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("--public-key: %w", err)
+		}
+		d.PublicKeyPEM = b
+	}
+	switch action {
+	case "check":
+		ans, status, err := d.Check(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stderr, "HTTP %d\n", status)
+		return printJSON(env.stdout, ans)
+	case "update":
+		res, err := d.Update(ctx)
+		if res != nil {
+			_ = printJSON(env.stdout, res)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stderr, "device %s now runs %s (bundle dir %s)\n", id, d.Current(), dash(d.CurrentDir()))
+		return nil
+	case "set-channel":
+		if len(env.args) != 2 {
+			return usagef("set-channel needs a channel name")
+		}
+		ans, err := d.SetChannel(ctx, env.args[1])
+		if err != nil {
+			return err
+		}
+		return printJSON(env.stdout, ans)
+	case "get-channel":
+		ans, err := d.GetChannel(ctx)
+		if err != nil {
+			return err
+		}
+		return printJSON(env.stdout, ans)
+	case "list-channels":
+		ans, err := d.ListChannels(ctx)
+		if err != nil {
+			return err
+		}
+		return printJSON(env.stdout, ans)
+	}
+	return usagef("unknown device-sim action %q: want check, update, set-channel, get-channel or list-channels", action)
+}
+
+func persistentDeviceID(dir string) (string, error) {
+	p := dir + "/device-id"
+	if b, err := os.ReadFile(p); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var u [16]byte
+	if _, err := rand.Read(u[:]); err != nil {
+		return "", err
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	id := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+	return id, os.WriteFile(p, []byte(id+"\n"), 0o644)
+}

@@ -1,0 +1,152 @@
+// Command mirrord is the mirrord daemon and its operator CLI.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "mirrord:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// usageError marks a mistake in the command line (exit code 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+// command is one CLI command.
+type command struct {
+	name string // "app create"
+	args string // positional args for help
+	help string
+	run  func(ctx context.Context, env *cmdEnv) error
+}
+
+// cmdEnv is what a command gets: its flag set (already parsed) and
+// positional arguments.
+type cmdEnv struct {
+	fs     *flag.FlagSet
+	args   []string
+	stdout io.Writer
+	stderr io.Writer
+	// setup adds the command's flags before parsing.
+}
+
+var commands []command
+
+func register(c command) { commands = append(commands, c) }
+
+// flagSetups maps command name to a function adding its flags.
+var flagSetups = map[string]func(fs *flag.FlagSet){}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		printUsage(stdout)
+		return nil
+	}
+	// Longest match of the command name (two words, then one).
+	var cmd *command
+	var rest []string
+	for i := range commands {
+		words := strings.Fields(commands[i].name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == commands[i].name {
+			if cmd == nil || len(words) > len(strings.Fields(cmd.name)) {
+				cmd, rest = &commands[i], args[len(words):]
+			}
+		}
+	}
+	if cmd == nil {
+		return usagef("unknown command %q: run `mirrord help` for the list", strings.Join(args[:min(2, len(args))], " "))
+	}
+	fs := flag.NewFlagSet("mirrord "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: mirrord %s [flags] %s\n\n%s\n\nflags:\n", cmd.name, cmd.args, cmd.help)
+		fs.PrintDefaults()
+	}
+	if setup := flagSetups[cmd.name]; setup != nil {
+		setup(fs)
+	}
+	pos, err := parseInterleaved(fs, rest)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return cmd.run(ctx, &cmdEnv{fs: fs, args: pos, stdout: stdout, stderr: stderr})
+}
+
+// parseInterleaved parses flags that may come before, between or after
+// positional arguments ("channel set APP CH --public=true"). "--" ends
+// flag parsing.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		// flag stops at "--" or the first non-flag.
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "mirrord: an edge mirror for Capgo live updates\n\nusage: mirrord COMMAND [flags] [args]\n\ncommands:")
+	sorted := append([]command(nil), commands...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
+	for _, c := range sorted {
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, firstLine(c.help))
+	}
+	fmt.Fprintln(w, "\nRun `mirrord COMMAND -h` for a command's flags. Admin commands take --server URL and\n--token T or --token-file F (env MIRRORD_SERVER, MIRRORD_TOKEN).")
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// needArgs checks the positional argument count.
+func (e *cmdEnv) needArgs(n int, names string) error {
+	if len(e.args) != n {
+		return usagef("mirrord %s: want %s, got %d argument(s) %q", strings.TrimPrefix(e.fs.Name(), "mirrord "), names, len(e.args), e.args)
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package configs
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Examples holds the example configuration files shipped in this folder.
+//
+//go:embed *.yaml
+var Examples embed.FS
+
+// Config is a whole mirrord configuration.
+type Config struct {
+	Version int    `yaml:"version"`
+	Node    Node   `yaml:"node"`
+	Limits  Limits `yaml:"limits"`
+	Stats   Stats  `yaml:"stats"`
+	Raft    Raft   `yaml:"raft"`
+}
+
+// Node is where the node keeps its data and how it is reached.
+type Node struct {
+	// Data is the data directory (raft log, blocks, stats, admin token).
+	Data string `yaml:"data"`
+	// HTTP is the listen address of the device and admin HTTP API.
+	HTTP string `yaml:"http"`
+	// PublicURL is the base URL devices reach this node at; it prefixes
+	// every download URL. Empty: the Host header of each request.
+	PublicURL string `yaml:"public_url"`
+}
+
+// Limits bound what clients may send.
+type Limits struct {
+	// MaxRequestBytes bounds device request bodies (updates, stats,
+	// channel_self) and admin JSON bodies.
+	MaxRequestBytes ByteSize `yaml:"max_request_bytes"`
+	// MaxUploadBytes bounds one uploaded object (a bundle zip or file).
+	MaxUploadBytes ByteSize `yaml:"max_upload_bytes"`
+}
+
+// Stats bounds the on-disk device event log.
+type Stats struct {
+	MaxBytes      ByteSize `yaml:"max_bytes"`
+	SegmentBytes  ByteSize `yaml:"segment_bytes"`
+	FlushInterval Duration `yaml:"flush_interval"`
+}
+
+// Raft tunes the consensus timers (zero keeps raft's defaults).
+type Raft struct {
+	HeartbeatTimeout  Duration `yaml:"heartbeat_timeout"`
+	ElectionTimeout   Duration `yaml:"election_timeout"`
+	SnapshotInterval  Duration `yaml:"snapshot_interval"`
+	SnapshotThreshold uint64   `yaml:"snapshot_threshold"`
+}
+
+// Default returns the built-in configuration: a single node with data in
+// ./mirrord-data and HTTP on 127.0.0.1:8080.
+func Default() Config {
+	return Config{
+		Version: 1,
+		Node:    Node{Data: "./mirrord-data", HTTP: "127.0.0.1:8080"},
+		Limits:  Limits{MaxRequestBytes: 1 << 20, MaxUploadBytes: 2 << 30},
+		Stats:   Stats{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, FlushInterval: Duration(time.Second)},
+		Raft:    Raft{SnapshotThreshold: 8192, SnapshotInterval: Duration(2 * time.Minute)},
+	}
+}
+
+// Load reads a config file over the defaults.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse decodes a config document named name (used in errors) over the
+// defaults and validates it.
+func Parse(name string, b []byte) (Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config %s: %s", name, cleanYAMLErr(err))
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// cleanYAMLErr turns yaml.v3's "field x not found in type configs.Node"
+// into words an operator understands.
+func cleanYAMLErr(err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  ")
+	if i := strings.Index(msg, "field "); i >= 0 && strings.Contains(msg, " not found in type ") {
+		j := strings.Index(msg, " not found in type ")
+		key := msg[i+len("field ") : j]
+		return msg[:i] + fmt.Sprintf("unknown key %q", key)
+	}
+	return msg
+}
+
+// Validate checks the values.
+func (c Config) Validate() error {
+	if c.Version != 1 {
+		return fmt.Errorf("version: %d is not supported (want 1)", c.Version)
+	}
+	if c.Node.Data == "" {
+		return errors.New("node.data: must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.Node.HTTP); err != nil {
+		return fmt.Errorf("node.http: %q is not host:port: %w", c.Node.HTTP, err)
+	}
+	if c.Node.PublicURL != "" && !strings.HasPrefix(c.Node.PublicURL, "http://") && !strings.HasPrefix(c.Node.PublicURL, "https://") {
+		return fmt.Errorf("node.public_url: %q must start with http:// or https://", c.Node.PublicURL)
+	}
+	if c.Limits.MaxRequestBytes < 1024 {
+		return errors.New("limits.max_request_bytes: must be at least 1KiB")
+	}
+	if c.Limits.MaxUploadBytes < 1<<20 {
+		return errors.New("limits.max_upload_bytes: must be at least 1MiB")
+	}
+	if c.Stats.MaxBytes < 1<<20 {
+		return errors.New("stats.max_bytes: must be at least 1MiB")
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as a string ("30s").
+type Duration time.Duration
+
+// UnmarshalYAML parses "1.5s", "200ms".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like \"30s\"", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the string form.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// ByteSize is a size in bytes, written as a number or with a unit
+// ("64MiB", "1GiB", "500KB").
+type ByteSize int64
+
+// UnmarshalYAML parses sizes.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// ParseByteSize parses "123", "64KiB", "64MiB", "2GiB", "1KB", "1MB", "1GB".
+func ParseByteSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mul    int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mul := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mul = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mul
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mul {
+		return 0, fmt.Errorf("%q is not a size like \"64MiB\"", s)
+	}
+	return n * mul, nil
+}

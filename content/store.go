@@ -1,0 +1,190 @@
+package content
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/blockstore"
+	chunker "github.com/ipfs/boxo/chunker"
+	"github.com/ipfs/boxo/exchange"
+	"github.com/ipfs/boxo/exchange/offline"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
+	uio "github.com/ipfs/boxo/ipld/unixfs/io"
+	"github.com/ipfs/go-cid"
+	flatfs "github.com/ipfs/go-ds-flatfs"
+	ipld "github.com/ipfs/go-ipld-format"
+)
+
+// ErrNotFound is returned when an object or one of its blocks is not in
+// the store.
+var ErrNotFound = errors.New("content: object not found")
+
+// ErrCorrupt is returned when a stored block does not hash to its CID.
+var ErrCorrupt = errors.New("content: stored block does not match its CID")
+
+// Store keeps objects (zips, manifest files) as DAGs of blocks in a boxo
+// blockstore on a flatfs datastore under a directory. Every block is
+// verified against its CID when read.
+type Store struct {
+	ds    *flatfs.Datastore
+	bs    blockstore.Blockstore
+	bserv blockservice.BlockService
+	dag   ipld.DAGService
+}
+
+// OpenStore opens (creating if needed) the block store in dir. Writes are
+// fsynced, so an object that Add returned survives a crash.
+func OpenStore(dir string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, fmt.Errorf("content: create store dir: %w", err)
+	}
+	fds, err := flatfs.CreateOrOpen(dir, flatfs.NextToLast(2), true)
+	if err != nil {
+		return nil, fmt.Errorf("content: open flatfs %s: %w", dir, err)
+	}
+	bs := &blockstore.ValidatingBlockstore{Blockstore: blockstore.NewBlockstore(fds, blockstore.NoPrefix())}
+	s := &Store{ds: fds, bs: bs}
+	s.setExchange(offline.Exchange(bs))
+	return s, nil
+}
+
+func (s *Store) setExchange(ex exchange.Interface) {
+	s.bserv = blockservice.New(s.bs, ex)
+	s.dag = merkledag.NewDAGService(s.bserv)
+}
+
+// Blockstore returns the verifying blockstore (for block exchange).
+func (s *Store) Blockstore() blockstore.Blockstore { return s.bs }
+
+// Close closes the datastore.
+func (s *Store) Close() error {
+	if err := s.bserv.Close(); err != nil {
+		return fmt.Errorf("content: close blockservice: %w", err)
+	}
+	return s.ds.Close()
+}
+
+// Object names a stored object.
+type Object struct {
+	CID  cid.Cid
+	Size int64
+}
+
+// Add chunks r (content-defined buzhash chunks, so that an insertion does
+// not shift every later block), stores the blocks and returns the root.
+func (s *Store) Add(ctx context.Context, r io.Reader) (Object, error) {
+	cr := &countingReader{r: r}
+	params := helpers.DagBuilderParams{
+		Dagserv:    s.dag,
+		Maxlinks:   helpers.DefaultLinksPerBlock,
+		RawLeaves:  true,
+		CidBuilder: merkledag.V1CidPrefix(),
+	}
+	db, err := params.New(chunker.NewBuzhash(cr))
+	if err != nil {
+		return Object{}, fmt.Errorf("content: dag builder: %w", err)
+	}
+	nd, err := balanced.Layout(db)
+	if err != nil {
+		return Object{}, fmt.Errorf("content: import: %w", err)
+	}
+	_ = ctx // the importer takes no context; writes are local
+	return Object{CID: nd.Cid(), Size: cr.n}, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// File is an open stored object.
+type File interface {
+	io.ReadSeekCloser
+	Size() uint64
+}
+
+// Open opens the object rooted at c for reading. Missing blocks give
+// ErrNotFound, corrupt blocks ErrCorrupt (also from Read).
+func (s *Store) Open(ctx context.Context, c cid.Cid) (File, error) {
+	nd, err := s.dag.Get(ctx, c)
+	if err != nil {
+		return nil, mapErr(c, err)
+	}
+	r, err := uio.NewDagReader(ctx, nd, s.dag)
+	if err != nil {
+		return nil, fmt.Errorf("content: open %s: %w", c, err)
+	}
+	return &file{DagReader: r, c: c}, nil
+}
+
+type file struct {
+	uio.DagReader
+	c cid.Cid
+}
+
+func (f *file) Read(p []byte) (int, error) {
+	n, err := f.DagReader.Read(p)
+	if err != nil && err != io.EOF {
+		err = mapErr(f.c, err)
+	}
+	return n, err
+}
+
+func (f *file) Seek(off int64, whence int) (int64, error) {
+	n, err := f.DagReader.Seek(off, whence)
+	if err != nil {
+		err = mapErr(f.c, err)
+	}
+	return n, err
+}
+
+// Complete reports whether every block of the object rooted at c is in
+// the local store (and valid).
+func (s *Store) Complete(ctx context.Context, c cid.Cid) (bool, error) {
+	local := merkledag.NewDAGService(blockservice.New(s.bs, offline.Exchange(s.bs)))
+	err := merkledag.Walk(ctx, merkledag.GetLinksWithDAG(local), c, func(cid.Cid) bool { return true })
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(mapErr(c, err), ErrNotFound) {
+		return false, nil
+	}
+	return false, mapErr(c, err)
+}
+
+func mapErr(c cid.Cid, err error) error {
+	switch {
+	case ipld.IsNotFound(err):
+		return fmt.Errorf("%w: %s: %v", ErrNotFound, c, err)
+	case errors.Is(err, blockstore.ErrHashMismatch):
+		return fmt.Errorf("%w: %s", ErrCorrupt, c)
+	}
+	return fmt.Errorf("content: %s: %w", c, err)
+}
+
+// ParseCID parses a CID string and accepts only the CIDv1 sha2-256 forms
+// that Add produces (raw leaves or dag-pb roots).
+func ParseCID(s string) (cid.Cid, error) {
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("content: bad cid %q: %w", s, err)
+	}
+	p := c.Prefix()
+	if p.Version != 1 || p.MhType != 0x12 || (p.Codec != cid.Raw && p.Codec != cid.DagProtobuf) {
+		return cid.Undef, fmt.Errorf("content: unsupported cid %q (want CIDv1 sha2-256 raw or dag-pb)", s)
+	}
+	return c, nil
+}

@@ -1,0 +1,686 @@
+// Package adminapi is the operator HTTP API of a mirrord node, under
+// /admin/v1/, with bearer-token auth. It uploads objects into the local
+// block store, validates releases against the stored bytes and proposes
+// every change through consensus. The mirrord CLI is its client.
+package adminapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/andybalholm/brotli"
+	"github.com/ipfs/go-cid"
+
+	"mirrord/consensus"
+	"mirrord/consensus/state"
+	"mirrord/content"
+)
+
+// Consensus is what the admin API needs of the consensus node.
+type Consensus interface {
+	Apply(ctx context.Context, cmd consensus.Command) (any, error)
+	State() *state.State
+	Stats() consensus.NodeStats
+}
+
+// Store is what the admin API needs of the block store.
+type Store interface {
+	Add(ctx context.Context, r io.Reader) (content.Object, error)
+	Complete(ctx context.Context, c cid.Cid) (bool, error)
+	Open(ctx context.Context, c cid.Cid) (content.File, error)
+}
+
+// Config tunes the admin API.
+type Config struct {
+	Token          string // bearer token; required
+	MaxBodyBytes   int64  // JSON bodies
+	MaxUploadBytes int64  // one object upload
+	// ZipLimits bounds the plain zips this node inspects.
+	ZipLimits content.ZipLimits
+}
+
+// API serves /admin/v1/.
+type API struct {
+	cfg   Config
+	cons  Consensus
+	store Store
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New returns the admin API.
+func New(cfg Config, cons Consensus, store Store, log *slog.Logger) *API {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = 2 << 30
+	}
+	return &API{cfg: cfg, cons: cons, store: store, log: log, now: time.Now}
+}
+
+// Register adds the admin routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	h := func(pattern string, fn func(*http.Request) (int, any, error)) {
+		mux.Handle(pattern, a.auth(fn))
+	}
+	h("GET /admin/v1/status", a.status)
+	h("GET /admin/v1/apps", a.listApps)
+	h("POST /admin/v1/apps", a.createApp)
+	h("GET /admin/v1/apps/{app}", a.getApp)
+	h("POST /admin/v1/objects", a.upload)
+	h("GET /admin/v1/apps/{app}/releases", a.listReleases)
+	h("POST /admin/v1/apps/{app}/releases", a.createRelease)
+	h("DELETE /admin/v1/apps/{app}/releases/{version}", a.deleteRelease)
+	h("GET /admin/v1/apps/{app}/channels", a.listChannels)
+	h("PUT /admin/v1/apps/{app}/channels/{channel}", a.setChannel)
+	h("DELETE /admin/v1/apps/{app}/channels/{channel}", a.deleteChannel)
+	h("POST /admin/v1/apps/{app}/channels/{channel}/rollback", a.rollback)
+	h("GET /admin/v1/apps/{app}/devices", a.listDevices)
+	h("PUT /admin/v1/apps/{app}/devices/{device}", a.setDevice)
+	h("DELETE /admin/v1/apps/{app}/devices/{device}", a.unsetDevice)
+	mux.Handle("/admin/", a.auth(func(r *http.Request) (int, any, error) {
+		return http.StatusNotFound, nil, fmt.Errorf("no admin endpoint %s %s", r.Method, r.URL.Path)
+	}))
+}
+
+// apiError is an error with an HTTP status and a stable code.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func bad(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, "invalid", fmt.Sprintf(format, args...)}
+}
+
+func notFound(format string, args ...any) error {
+	return &apiError{http.StatusNotFound, "not_found", fmt.Sprintf(format, args...)}
+}
+
+func (a *API) auth(fn func(*http.Request) (int, any, error)) http.Handler {
+	want := []byte("Bearer " + a.cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if a.cfg.Token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mirrord admin"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{
+				"error":   "unauthorized",
+				"message": "missing or wrong admin token: pass --token or --token-file (the token is in DATA/admin.token on the node)",
+			})
+			return
+		}
+		status, v, err := fn(r)
+		if err != nil {
+			status, v = a.errorAnswer(r, err)
+		}
+		writeJSON(w, status, v)
+	})
+}
+
+func (a *API) errorAnswer(r *http.Request, err error) (int, any) {
+	var ae *apiError
+	var ce *consensus.Error
+	var mbe *http.MaxBytesError
+	status, code := http.StatusInternalServerError, "internal"
+	switch {
+	case errors.As(err, &ae):
+		status, code = ae.status, ae.code
+	case errors.As(err, &ce):
+		code = ce.Code
+		switch ce.Code {
+		case "not_found":
+			status = http.StatusNotFound
+		case "conflict":
+			status = http.StatusConflict
+		default:
+			status = http.StatusBadRequest
+		}
+	case errors.As(err, &mbe):
+		status, code = http.StatusRequestEntityTooLarge, "too_large"
+		err = fmt.Errorf("body larger than %d bytes", mbe.Limit)
+	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrUnavailable):
+		status, code = http.StatusServiceUnavailable, "no_quorum"
+		err = fmt.Errorf("admin writes are unavailable: the cluster has no raft leader reachable from this node (%v); devices are still served, try again when quorum returns", err)
+	}
+	if status >= 500 {
+		a.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	return status, map[string]string{"error": code, "message": err.Error()}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func (a *API) decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, a.cfg.MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return bad("request body is not valid JSON for this endpoint: %v", err)
+	}
+	return nil
+}
+
+func (a *API) app(r *http.Request) (*state.AppState, error) {
+	id := r.PathValue("app")
+	app := a.cons.State().App(id)
+	if app == nil {
+		return nil, notFound("app %q does not exist: create it with `mirrord app create %s`", id, id)
+	}
+	return app, nil
+}
+
+// ---- status ----
+
+// ReleaseStatus tells whether this node holds a release's bytes.
+type ReleaseStatus struct {
+	App      string `json:"app"`
+	Version  string `json:"version"`
+	Objects  int    `json:"objects"`
+	Complete int    `json:"complete"`
+}
+
+// Status is the answer of GET /admin/v1/status.
+type Status struct {
+	Node     consensus.NodeStats `json:"node"`
+	Apps     int                 `json:"apps"`
+	Releases []ReleaseStatus     `json:"releases"`
+}
+
+func (a *API) status(r *http.Request) (int, any, error) {
+	st := a.cons.State()
+	out := Status{Node: a.cons.Stats(), Apps: len(st.Apps), Releases: []ReleaseStatus{}}
+	for _, id := range st.AppIDs() {
+		app := st.Apps[id]
+		for _, v := range app.ReleaseVersions() {
+			rel := app.Releases[v]
+			rs := ReleaseStatus{App: id, Version: v}
+			for _, s := range rel.CIDs() {
+				rs.Objects++
+				if c, err := cid.Decode(s); err == nil {
+					if ok, _ := a.store.Complete(r.Context(), c); ok {
+						rs.Complete++
+					}
+				}
+			}
+			out.Releases = append(out.Releases, rs)
+		}
+	}
+	return http.StatusOK, out, nil
+}
+
+// ---- apps ----
+
+// AppInfo is an app as the admin API shows it.
+type AppInfo struct {
+	ID        string `json:"id"`
+	KeyID     string `json:"key_id,omitempty"`
+	PublicKey string `json:"public_key,omitempty"`
+	Channels  int    `json:"channels"`
+	Releases  int    `json:"releases"`
+	Devices   int    `json:"devices"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+func appInfo(a *state.AppState) AppInfo {
+	return AppInfo{ID: a.App.ID, KeyID: a.App.KeyID, PublicKey: a.App.PublicKey, Channels: len(a.Channels),
+		Releases: len(a.Releases), Devices: len(a.Devices), CreatedAt: a.App.CreatedAt}
+}
+
+func (a *API) listApps(r *http.Request) (int, any, error) {
+	st := a.cons.State()
+	out := []AppInfo{}
+	for _, id := range st.AppIDs() {
+		out = append(out, appInfo(st.Apps[id]))
+	}
+	return http.StatusOK, out, nil
+}
+
+func (a *API) getApp(r *http.Request) (int, any, error) {
+	app, err := a.app(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, appInfo(app), nil
+}
+
+var appIDRe = regexp.MustCompile(`(?i)^[a-z0-9]+(\.[\w-]+)+$`)
+
+// CreateAppRequest is the body of POST /admin/v1/apps.
+type CreateAppRequest struct {
+	ID        string `json:"id"`
+	PublicKey string `json:"public_key,omitempty"`
+}
+
+func (a *API) createApp(r *http.Request) (int, any, error) {
+	var req CreateAppRequest
+	if err := a.decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if !appIDRe.MatchString(req.ID) || len(req.ID) > 255 {
+		return 0, nil, bad("app id %q is not a reverse-domain id like com.example.app", req.ID)
+	}
+	cmd := consensus.AppCreate{ID: req.ID, CreatedAt: a.now().UnixMilli()}
+	if req.PublicKey != "" {
+		if _, err := content.ParsePublicKey([]byte(req.PublicKey)); err != nil {
+			return 0, nil, bad("public key: %v (give the .pub PEM made by `mirrord keys create` or `npx @capgo/cli key create`)", err)
+		}
+		cmd.PublicKey = req.PublicKey
+		cmd.KeyID = content.KeyID(req.PublicKey)
+	}
+	if _, err := a.cons.Apply(r.Context(), cmd); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, appInfo(a.cons.State().App(req.ID)), nil
+}
+
+// ---- objects ----
+
+// ObjectInfo names an uploaded object.
+type ObjectInfo struct {
+	CID  string `json:"cid"`
+	Size int64  `json:"size"`
+}
+
+func (a *API) upload(r *http.Request) (int, any, error) {
+	if r.ContentLength > a.cfg.MaxUploadBytes {
+		return 0, nil, &apiError{http.StatusRequestEntityTooLarge, "too_large",
+			fmt.Sprintf("object of %d bytes is larger than limits.max_upload_bytes (%d)", r.ContentLength, a.cfg.MaxUploadBytes)}
+	}
+	obj, err := a.store.Add(r.Context(), http.MaxBytesReader(nil, r.Body, a.cfg.MaxUploadBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return 0, nil, &apiError{http.StatusRequestEntityTooLarge, "too_large",
+				fmt.Sprintf("object is larger than limits.max_upload_bytes (%d)", a.cfg.MaxUploadBytes)}
+		}
+		return 0, nil, fmt.Errorf("store object: %w", err)
+	}
+	return http.StatusCreated, ObjectInfo{CID: obj.CID.String(), Size: obj.Size}, nil
+}
+
+// ---- releases ----
+
+// ReleaseFile is one manifest entry of a release create request.
+type ReleaseFile struct {
+	FileName string `json:"file_name"`
+	FileHash string `json:"file_hash"`
+	CID      string `json:"cid"`
+}
+
+// CreateReleaseRequest is the body of POST /admin/v1/apps/{app}/releases.
+type CreateReleaseRequest struct {
+	Version    string        `json:"version"`
+	ZipCID     string        `json:"zip_cid"`
+	Checksum   string        `json:"checksum"`
+	SessionKey string        `json:"session_key,omitempty"`
+	KeyID      string        `json:"key_id,omitempty"`
+	Manifest   []ReleaseFile `json:"manifest,omitempty"`
+	MinNative  string        `json:"min_native,omitempty"`
+	Channel    string        `json:"channel,omitempty"`
+}
+
+var (
+	semverRe  = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
+	hex64Re   = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	channelRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+)
+
+func (a *API) createRelease(r *http.Request) (int, any, error) {
+	app, err := a.app(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req CreateReleaseRequest
+	if err := a.decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	rel, err := a.validateRelease(r.Context(), app, &req)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, err := a.cons.Apply(r.Context(), consensus.ReleaseCreate{Release: *rel, Channel: req.Channel}); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, rel, nil
+}
+
+// validateRelease checks a release against the stored bytes: every object
+// complete; for plain releases the checksum, zip safety and file hashes;
+// for encrypted ones that the session key, checksum and file hashes open
+// with the app's public key (the node never decrypts bundle bytes).
+func (a *API) validateRelease(ctx context.Context, app *state.AppState, req *CreateReleaseRequest) (*state.Release, error) {
+	if !semverRe.MatchString(req.Version) {
+		return nil, bad("version %q is not semver (like 1.2.3)", req.Version)
+	}
+	if req.Channel != "" && !channelRe.MatchString(req.Channel) {
+		return nil, bad("channel name %q: use letters, digits, '.', '_' and '-' (at most 64)", req.Channel)
+	}
+	if req.MinNative != "" && !semverRe.MatchString(req.MinNative) {
+		return nil, bad("min native version %q is not semver (like 1.2.3)", req.MinNative)
+	}
+	if _, ok := app.Releases[req.Version]; ok {
+		return nil, &apiError{http.StatusConflict, "conflict", fmt.Sprintf("release %s of %s already exists; publish a new version", req.Version, app.App.ID)}
+	}
+	rel := &state.Release{
+		App: app.App.ID, Version: req.Version, ZipCID: req.ZipCID,
+		Checksum: strings.ToLower(req.Checksum), SessionKey: req.SessionKey,
+		MinNative: req.MinNative, CreatedAt: a.now().UnixMilli(),
+	}
+	zipData, zipSize, err := a.readObject(ctx, req.ZipCID, "zip")
+	if err != nil {
+		return nil, err
+	}
+	rel.ZipSize = zipSize
+	encrypted := req.SessionKey != ""
+	if encrypted {
+		if app.App.PublicKey == "" {
+			return nil, bad("release is encrypted but app %s has no public key: recreate the app with --public-key", app.App.ID)
+		}
+		pub, err := content.ParsePublicKey([]byte(app.App.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("app public key: %w", err)
+		}
+		if req.KeyID != "" && req.KeyID != app.App.KeyID {
+			return nil, bad("release was encrypted for key %s but app %s has key %s", req.KeyID, app.App.ID, app.App.KeyID)
+		}
+		rel.KeyID = app.App.KeyID
+		if _, err := content.OpenSessionKey(req.SessionKey, pub); err != nil {
+			return nil, bad("session key does not open with the app's public key (%v): was the bundle encrypted with this app's private key?", err)
+		}
+		if _, err := content.OpenChecksum(pub, rel.Checksum); err != nil {
+			return nil, bad("checksum does not open with the app's public key (%v): pass the checksum printed by the encrypting CLI", err)
+		}
+		if zipSize%16 != 0 {
+			return nil, bad("encrypted zip is %d bytes, not a multiple of the AES block size", zipSize)
+		}
+		seen := map[string]bool{}
+		for _, f := range req.Manifest {
+			if err := checkName(f.FileName, seen); err != nil {
+				return nil, err
+			}
+			if _, err := content.OpenChecksum(pub, strings.ToLower(f.FileHash)); err != nil {
+				return nil, bad("manifest file %s: hash does not open with the app's public key: %v", f.FileName, err)
+			}
+			_, size, err := a.readObject(ctx, f.CID, f.FileName)
+			if err != nil {
+				return nil, err
+			}
+			rel.Manifest = append(rel.Manifest, state.ManifestFile{FileName: f.FileName, FileHash: strings.ToLower(f.FileHash), CID: f.CID, Size: size})
+		}
+		return rel, nil
+	}
+	if req.KeyID != "" {
+		return nil, bad("key_id given for a plain release")
+	}
+	if !hex64Re.MatchString(rel.Checksum) {
+		return nil, bad("checksum %q is not a hex SHA-256", req.Checksum)
+	}
+	sum := sha256.Sum256(zipData)
+	if hex.EncodeToString(sum[:]) != rel.Checksum {
+		return nil, bad("checksum does not match the uploaded zip (sha256 %x)", sum)
+	}
+	if _, err := content.ReadZip(zipData, a.cfg.ZipLimits); err != nil {
+		return nil, bad("zip refused: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, f := range req.Manifest {
+		if err := checkName(f.FileName, seen); err != nil {
+			return nil, err
+		}
+		data, size, err := a.readObject(ctx, f.CID, f.FileName)
+		if err != nil {
+			return nil, err
+		}
+		if strings.HasSuffix(f.FileName, ".br") {
+			dec, err := io.ReadAll(io.LimitReader(brotli.NewReader(bytes.NewReader(data)), a.cfg.MaxUploadBytes))
+			if err != nil {
+				return nil, bad("manifest file %s is not valid Brotli: %v", f.FileName, err)
+			}
+			data = dec
+		}
+		if got := sha256.Sum256(data); hex.EncodeToString(got[:]) != strings.ToLower(f.FileHash) {
+			return nil, bad("manifest file %s: file_hash does not match its bytes", f.FileName)
+		}
+		rel.Manifest = append(rel.Manifest, state.ManifestFile{FileName: f.FileName, FileHash: strings.ToLower(f.FileHash), CID: f.CID, Size: size})
+	}
+	return rel, nil
+}
+
+func checkName(name string, seen map[string]bool) error {
+	clean := path.Clean(name)
+	if name == "" || clean != name || strings.HasPrefix(name, "/") || clean == ".." || strings.HasPrefix(clean, "../") ||
+		strings.ContainsAny(name, "\\\x00") || (len(name) > 1 && name[1] == ':') {
+		return bad("manifest file name %q is not a safe relative path", name)
+	}
+	if seen[name] {
+		return bad("manifest file %q appears twice", name)
+	}
+	seen[name] = true
+	return nil
+}
+
+// readObject checks that an object is complete in the local store and
+// returns its bytes and size.
+func (a *API) readObject(ctx context.Context, s, what string) ([]byte, int64, error) {
+	c, err := content.ParseCID(s)
+	if err != nil {
+		return nil, 0, bad("%s: %v", what, err)
+	}
+	ok, err := a.store.Complete(ctx, c)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s %s: %w", what, s, err)
+	}
+	if !ok {
+		return nil, 0, bad("%s: object %s is not on this node: upload it first (POST /admin/v1/objects)", what, s)
+	}
+	f, err := a.store.Open(ctx, c)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s %s: %w", what, s, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s %s: %w", what, s, err)
+	}
+	return data, int64(len(data)), nil
+}
+
+// ReleaseInfo is a release as listed, with the channels pointing at it.
+type ReleaseInfo struct {
+	*state.Release
+	Channels []string `json:"channels"`
+}
+
+func (a *API) listReleases(r *http.Request) (int, any, error) {
+	app, err := a.app(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := []ReleaseInfo{}
+	for _, v := range app.ReleaseVersions() {
+		ri := ReleaseInfo{Release: app.Releases[v], Channels: []string{}}
+		for _, n := range app.ChannelNames() {
+			if app.Channels[n].Version == v {
+				ri.Channels = append(ri.Channels, n)
+			}
+		}
+		out = append(out, ri)
+	}
+	return http.StatusOK, out, nil
+}
+
+func (a *API) deleteRelease(r *http.Request) (int, any, error) {
+	if _, err := a.app(r); err != nil {
+		return 0, nil, err
+	}
+	cmd := consensus.ReleaseDelete{App: r.PathValue("app"), Version: r.PathValue("version")}
+	if _, err := a.cons.Apply(r.Context(), cmd); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]string{"status": "deleted", "version": cmd.Version}, nil
+}
+
+// ---- channels ----
+
+func (a *API) listChannels(r *http.Request) (int, any, error) {
+	app, err := a.app(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := []*state.Channel{}
+	for _, n := range app.ChannelNames() {
+		out = append(out, app.Channels[n])
+	}
+	return http.StatusOK, out, nil
+}
+
+// ChannelSettings is the body of PUT .../channels/{channel}: every field
+// optional; only the given ones change.
+type ChannelSettings struct {
+	Version                      *string `json:"version,omitempty"`
+	Public                       *bool   `json:"public,omitempty"`
+	IOS                          *bool   `json:"ios,omitempty"`
+	Android                      *bool   `json:"android,omitempty"`
+	Electron                     *bool   `json:"electron,omitempty"`
+	AllowEmulator                *bool   `json:"allow_emulator,omitempty"`
+	AllowDevice                  *bool   `json:"allow_device,omitempty"`
+	AllowDev                     *bool   `json:"allow_dev,omitempty"`
+	AllowProd                    *bool   `json:"allow_prod,omitempty"`
+	AllowDeviceSelfSet           *bool   `json:"allow_device_self_set,omitempty"`
+	DisableAutoUpdate            *string `json:"disable_auto_update,omitempty"`
+	DisableAutoUpdateUnderNative *bool   `json:"disable_auto_update_under_native,omitempty"`
+}
+
+func (a *API) setChannel(r *http.Request) (int, any, error) {
+	if _, err := a.app(r); err != nil {
+		return 0, nil, err
+	}
+	name := r.PathValue("channel")
+	if !channelRe.MatchString(name) {
+		return 0, nil, bad("channel name %q: use letters, digits, '.', '_' and '-' (at most 64)", name)
+	}
+	var s ChannelSettings
+	if err := a.decode(r, &s); err != nil {
+		return 0, nil, err
+	}
+	cmd := consensus.ChannelSet{
+		App: r.PathValue("app"), Name: name, CreatedAt: a.now().UnixMilli(),
+		Version: s.Version, Public: s.Public, IOS: s.IOS, Android: s.Android, Electron: s.Electron,
+		AllowEmulator: s.AllowEmulator, AllowDevice: s.AllowDevice, AllowDev: s.AllowDev, AllowProd: s.AllowProd,
+		AllowDeviceSelfSet: s.AllowDeviceSelfSet, DisableAutoUpdate: s.DisableAutoUpdate,
+		DisableAutoUpdateUnderNative: s.DisableAutoUpdateUnderNative,
+	}
+	if _, err := a.cons.Apply(r.Context(), cmd); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, a.cons.State().App(cmd.App).Channels[name], nil
+}
+
+func (a *API) deleteChannel(r *http.Request) (int, any, error) {
+	if _, err := a.app(r); err != nil {
+		return 0, nil, err
+	}
+	cmd := consensus.ChannelDelete{App: r.PathValue("app"), Name: r.PathValue("channel")}
+	if _, err := a.cons.Apply(r.Context(), cmd); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]string{"status": "deleted", "channel": cmd.Name}, nil
+}
+
+func (a *API) rollback(r *http.Request) (int, any, error) {
+	if _, err := a.app(r); err != nil {
+		return 0, nil, err
+	}
+	cmd := consensus.ChannelRollback{App: r.PathValue("app"), Name: r.PathValue("channel")}
+	if _, err := a.cons.Apply(r.Context(), cmd); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, a.cons.State().App(cmd.App).Channels[cmd.Name], nil
+}
+
+// ---- devices ----
+
+// DeviceInfo is one device override.
+type DeviceInfo struct {
+	DeviceID string `json:"device_id"`
+	Channel  string `json:"channel"`
+}
+
+func (a *API) listDevices(r *http.Request) (int, any, error) {
+	app, err := a.app(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]DeviceInfo, 0, len(app.Devices))
+	for id, o := range app.Devices {
+		out = append(out, DeviceInfo{DeviceID: id, Channel: o.Channel})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].DeviceID < out[j].DeviceID })
+	return http.StatusOK, out, nil
+}
+
+// SetDeviceRequest is the body of PUT .../devices/{device}.
+type SetDeviceRequest struct {
+	Channel string `json:"channel"`
+}
+
+func (a *API) setDevice(r *http.Request) (int, any, error) {
+	if _, err := a.app(r); err != nil {
+		return 0, nil, err
+	}
+	var req SetDeviceRequest
+	if err := a.decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	dev := strings.ToLower(r.PathValue("device"))
+	if dev == "" || len(dev) > 64 {
+		return 0, nil, bad("device id %q: want the device_id the plugin sends (a UUID)", dev)
+	}
+	if req.Channel == "" {
+		return 0, nil, bad("channel is required")
+	}
+	cmd := consensus.DeviceSet{App: r.PathValue("app"), DeviceID: dev, Channel: req.Channel}
+	if _, err := a.cons.Apply(r.Context(), cmd); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, DeviceInfo{DeviceID: dev, Channel: req.Channel}, nil
+}
+
+func (a *API) unsetDevice(r *http.Request) (int, any, error) {
+	if _, err := a.app(r); err != nil {
+		return 0, nil, err
+	}
+	cmd := consensus.DeviceUnset{App: r.PathValue("app"), DeviceID: strings.ToLower(r.PathValue("device"))}
+	if _, err := a.cons.Apply(r.Context(), cmd); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]string{"status": "deleted", "device_id": cmd.DeviceID}, nil
+}

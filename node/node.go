@@ -1,0 +1,125 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"mirrord/consensus"
+)
+
+// TokenFile is the admin token's file name inside the data directory.
+const TokenFile = "admin.token"
+
+// EnsureToken returns the admin token stored in dir/admin.token, creating
+// a random one (mode 0600) on first start. created tells which.
+func EnsureToken(dir string) (token string, created bool, err error) {
+	p := filepath.Join(dir, TokenFile)
+	b, err := os.ReadFile(p)
+	if err == nil {
+		t := strings.TrimSpace(string(b))
+		if len(t) < 16 {
+			return "", false, fmt.Errorf("node: admin token in %s is too short; delete the file to make a new one", p)
+		}
+		return t, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", false, fmt.Errorf("node: read admin token: %w", err)
+	}
+	t, err := randomHex(32)
+	if err != nil {
+		return "", false, err
+	}
+	if err := writeFileAtomic(p, []byte(t+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("node: write admin token: %w", err)
+	}
+	return t, true, nil
+}
+
+// EnsureNodeID returns the node's persistent id from dir/node-id,
+// creating a random one on first start.
+func EnsureNodeID(dir string) (string, error) {
+	p := filepath.Join(dir, "node-id")
+	b, err := os.ReadFile(p)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("node: read node id: %w", err)
+	}
+	id, err := randomHex(8)
+	if err != nil {
+		return "", err
+	}
+	id = "node-" + id
+	if err := writeFileAtomic(p, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("node: write node id: %w", err)
+	}
+	return id, nil
+}
+
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("node: random: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// writeFileAtomic writes via a temp file, fsync and rename, so a crash
+// never leaves a half-written file.
+func writeFileAtomic(p string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}
+
+// Applier proposes consensus commands.
+type Applier interface {
+	Apply(ctx context.Context, cmd consensus.Command) (any, error)
+}
+
+// Overrides stores server-side device channel overrides through
+// consensus; the device API uses it for old plugins' channel_self.
+type Overrides struct {
+	Cons Applier
+}
+
+// SetDeviceChannel pins a device to a channel.
+func (o Overrides) SetDeviceChannel(ctx context.Context, app, device, channel string) error {
+	_, err := o.Cons.Apply(ctx, consensus.DeviceSet{App: app, DeviceID: device, Channel: channel})
+	return err
+}
+
+// UnsetDeviceChannel removes a device's override; none is not an error.
+func (o Overrides) UnsetDeviceChannel(ctx context.Context, app, device string) error {
+	_, err := o.Cons.Apply(ctx, consensus.DeviceUnset{App: app, DeviceID: device})
+	var ce *consensus.Error
+	if errors.As(err, &ce) && ce.Code == "not_found" {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,13 @@
+// Package httpapi is the device-facing HTTP API of a mirrord node: the
+// Capgo plugin's update check (POST /updates), stats (POST /stats),
+// channel_self, and the downloads of bundle zips and manifest files.
+//
+// Every answer comes from the node's local, immutable state snapshot and
+// its local block store: nothing here waits on raft, so devices are served
+// even when the cluster has no leader. The only raft write on this path
+// is the server-side channel override that old plugins (< x.34.0) ask for.
+//
+// Dependencies are small interfaces declared here and satisfied by the
+// consensus node, the content store and the stats log. This package must
+// not import node, hashicorp/raft or libp2p.
+package httpapi

@@ -1,0 +1,446 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"mirrord/consensus/state"
+	"mirrord/content"
+	"mirrord/resolver"
+)
+
+// StateSource gives the current local state snapshot.
+type StateSource interface {
+	State() *state.State
+}
+
+// Objects opens stored objects by CID.
+type Objects interface {
+	Open(ctx context.Context, c cid.Cid) (content.File, error)
+}
+
+// StatsSink keeps device events. Each event is one JSON object.
+type StatsSink interface {
+	Append(events []json.RawMessage) error
+}
+
+// Overrides writes server-side device channel overrides (old plugins).
+type Overrides interface {
+	SetDeviceChannel(ctx context.Context, app, device, channel string) error
+	UnsetDeviceChannel(ctx context.Context, app, device string) error
+}
+
+// Config tunes the device API.
+type Config struct {
+	// PublicURL, when set, is the base of every URL given to devices
+	// (e.g. "https://edge1.example.com"); else the request's Host is used.
+	PublicURL string
+	// MaxBodyBytes bounds update, stats and channel request bodies.
+	MaxBodyBytes int64
+}
+
+// API serves the device endpoints.
+type API struct {
+	cfg       Config
+	state     StateSource
+	objects   Objects
+	stats     StatsSink
+	overrides Overrides
+	log       *slog.Logger
+}
+
+// New returns the device API. overrides may be nil (then old plugins'
+// server-side channel overrides are refused).
+func New(cfg Config, st StateSource, obj Objects, stats StatsSink, ov Overrides, log *slog.Logger) *API {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	return &API{cfg: cfg, state: st, objects: obj, stats: stats, overrides: ov, log: log}
+}
+
+// Register adds the device routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /updates", a.handleUpdates)
+	mux.HandleFunc("GET /updates", a.handleOK)
+	mux.HandleFunc("POST /stats", a.handleStats)
+	mux.HandleFunc("GET /stats", a.handleOK)
+	mux.HandleFunc("GET /ok", a.handleOK)
+	mux.HandleFunc("POST /channel_self", a.handleChannelSet)
+	mux.HandleFunc("PUT /channel_self", a.handleChannelGet)
+	mux.HandleFunc("GET /channel_self", a.handleChannelList)
+	mux.HandleFunc("DELETE /channel_self", a.handleChannelDelete)
+	mux.HandleFunc("GET /dl/{cid}/{name...}", a.handleDownload)
+	mux.HandleFunc("HEAD /dl/{cid}/{name...}", a.handleDownload)
+}
+
+var okBody = []byte(`{"status":"ok"}` + "\n")
+
+func (a *API) handleOK(w http.ResponseWriter, _ *http.Request) {
+	writeRaw(w, http.StatusOK, okBody)
+}
+
+// bufPool recycles body and response buffers on the hot update path.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readBody reads a bounded request body. It writes the error answer
+// itself and returns ok=false on failure.
+func (a *API) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) bool {
+	if r.ContentLength > a.cfg.MaxBodyBytes {
+		writeJSON(w, http.StatusRequestEntityTooLarge, errBody("body_too_large", "request body exceeds "+strconv.FormatInt(a.cfg.MaxBodyBytes, 10)+" bytes"))
+		return false
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, errBody("body_too_large", "request body exceeds "+strconv.FormatInt(a.cfg.MaxBodyBytes, 10)+" bytes"))
+			return false
+		}
+		writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "cannot read request body: "+err.Error()))
+		return false
+	}
+	return true
+}
+
+// decodeRequest reads and validates a device info body. It writes the
+// error answer itself and returns ok=false on failure.
+func (a *API) decodeRequest(w http.ResponseWriter, r *http.Request, req *resolver.Request) bool {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	if !a.readBody(w, r, buf) {
+		return false
+	}
+	return decodeInto(w, buf.Bytes(), req)
+}
+
+func decodeInto(w http.ResponseWriter, body []byte, req *resolver.Request) bool {
+	if err := json.Unmarshal(body, req); err != nil {
+		writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "body is not a JSON device info object: "+err.Error()))
+		return false
+	}
+	req.Normalize()
+	if code, msg := req.Validate(); code != "" {
+		writeJSON(w, http.StatusBadRequest, errBody(code, msg))
+		return false
+	}
+	return true
+}
+
+func errBody(code, msg string) map[string]any {
+	return map[string]any{"error": code, "message": msg}
+}
+
+// manifestEntry is one manifest entry as the plugin reads it.
+type manifestEntry struct {
+	FileName    string `json:"file_name"`
+	FileHash    string `json:"file_hash"`
+	DownloadURL string `json:"download_url"`
+}
+
+// successBody is Capgo's resToVersion shape (capgo-protocol 3.6).
+type successBody struct {
+	Version    string          `json:"version"`
+	URL        string          `json:"url"`
+	Checksum   string          `json:"checksum"`
+	SessionKey string          `json:"session_key"`
+	Manifest   []manifestEntry `json:"manifest,omitempty"`
+}
+
+// failBody is a no-update, blocked or failed answer.
+type failBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+	Kind    string `json:"kind"`
+	Version string `json:"version,omitempty"`
+	Old     string `json:"old,omitempty"`
+	Major   bool   `json:"major,omitempty"`
+}
+
+func (a *API) handleUpdates(w http.ResponseWriter, r *http.Request) {
+	var req resolver.Request
+	if !a.decodeRequest(w, r, &req) {
+		return
+	}
+	st := a.state.State()
+	d := resolver.Resolve(st.App(req.AppID), req)
+	switch {
+	case d.Error != "":
+		writeJSON(w, http.StatusOK, failBody{Error: d.Error, Message: d.Message, Kind: d.Kind, Version: d.Version, Old: d.Old, Major: d.Major})
+	case d.Revert || d.Release == nil:
+		writeJSON(w, http.StatusOK, map[string]string{"version": state.Builtin})
+	default:
+		writeJSON(w, http.StatusOK, a.success(r, d.Release))
+	}
+}
+
+func (a *API) success(r *http.Request, rel *state.Release) successBody {
+	base := a.baseURL(r)
+	b := successBody{
+		Version:    rel.Version,
+		URL:        base + "/dl/" + rel.ZipCID + "/" + url.PathEscape(zipName(rel)),
+		Checksum:   rel.Checksum,
+		SessionKey: rel.SessionKey,
+	}
+	if len(rel.Manifest) > 0 {
+		b.Manifest = make([]manifestEntry, len(rel.Manifest))
+		for i, f := range rel.Manifest {
+			b.Manifest[i] = manifestEntry{
+				FileName:    f.FileName,
+				FileHash:    f.FileHash,
+				DownloadURL: base + "/dl/" + f.CID + "/" + escapePath(f.FileName),
+			}
+		}
+	}
+	return b
+}
+
+func zipName(rel *state.Release) string {
+	if rel.Encrypted() {
+		return rel.Version + ".zip_encrypted.zip"
+	}
+	return rel.Version + ".zip"
+}
+
+func escapePath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		parts[i] = url.PathEscape(s)
+	}
+	return strings.Join(parts, "/")
+}
+
+// baseURL is the absolute URL of this node as the device reached it.
+func (a *API) baseURL(r *http.Request) string {
+	if a.cfg.PublicURL != "" {
+		return a.cfg.PublicURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host := r.Host
+	if host == "" {
+		host = "localhost"
+	}
+	return scheme + "://" + host
+}
+
+func (a *API) handleStats(w http.ResponseWriter, r *http.Request) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	if !a.readBody(w, r, buf) {
+		return
+	}
+	body := bytes.TrimSpace(buf.Bytes())
+	var events []json.RawMessage
+	batch := len(body) > 0 && body[0] == '['
+	if batch {
+		if err := json.Unmarshal(body, &events); err != nil {
+			writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not a JSON array of events: "+err.Error()))
+			return
+		}
+	} else {
+		events = []json.RawMessage{json.RawMessage(body)}
+	}
+	results := make([]map[string]any, len(events))
+	keep := make([]json.RawMessage, 0, len(events))
+	for i, ev := range events {
+		var e statEvent
+		if err := json.Unmarshal(ev, &e); err != nil || e.Action == "" {
+			msg := "event must be a JSON object with app_id, device_id and action"
+			if !batch {
+				writeJSON(w, http.StatusBadRequest, errBody("invalid_json_body", msg))
+				return
+			}
+			results[i] = map[string]any{"status": "error", "index": i, "error": "invalid_json_body", "message": msg}
+			continue
+		}
+		results[i] = map[string]any{"status": "ok", "index": i}
+		var c bytes.Buffer
+		if err := json.Compact(&c, ev); err == nil {
+			keep = append(keep, c.Bytes())
+		}
+	}
+	if len(keep) > 0 && a.stats != nil {
+		if err := a.stats.Append(keep); err != nil {
+			// Losing a stats batch must not make the plugin retry forever
+			// against a broken disk: log it and still answer 200.
+			a.log.Warn("stats append failed", "err", err, "events", len(keep))
+		}
+	}
+	if batch {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "results": results})
+		return
+	}
+	writeRaw(w, http.StatusOK, okBody)
+}
+
+// statEvent is the part of a stats event that is checked on receipt.
+type statEvent struct {
+	Action   string `json:"action"`
+	AppID    string `json:"app_id"`
+	DeviceID string `json:"device_id"`
+}
+
+func (a *API) handleChannelSet(w http.ResponseWriter, r *http.Request) {
+	var req resolver.Request
+	if !a.decodeRequest(w, r, &req) {
+		return
+	}
+	a.answerChannel(w, r, req, resolver.ChannelSet(a.state.State().App(req.AppID), req))
+}
+
+func (a *API) handleChannelGet(w http.ResponseWriter, r *http.Request) {
+	var req resolver.Request
+	if !a.decodeRequest(w, r, &req) {
+		return
+	}
+	a.answerChannel(w, r, req, resolver.ChannelGet(a.state.State().App(req.AppID), req))
+}
+
+func (a *API) handleChannelList(w http.ResponseWriter, r *http.Request) {
+	req, ok := requestFromQuery(w, r.URL.Query(), false)
+	if !ok {
+		return
+	}
+	a.answerChannel(w, r, req, resolver.ChannelList(a.state.State().App(req.AppID), req))
+}
+
+func (a *API) handleChannelDelete(w http.ResponseWriter, r *http.Request) {
+	// Old plugins send a JSON body; Capgo reads query parameters. Accept
+	// either, preferring a body when there is one.
+	var req resolver.Request
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	if !a.readBody(w, r, buf) {
+		return
+	}
+	if len(bytes.TrimSpace(buf.Bytes())) > 0 {
+		if !decodeInto(w, buf.Bytes(), &req) {
+			return
+		}
+	} else {
+		var ok bool
+		if req, ok = requestFromQuery(w, r.URL.Query(), true); !ok {
+			return
+		}
+	}
+	a.answerChannel(w, r, req, resolver.ChannelDelete(a.state.State().App(req.AppID), req))
+}
+
+// requestFromQuery builds a device request from query parameters (GET
+// and DELETE channel_self send the info fields stringified).
+func requestFromQuery(w http.ResponseWriter, q url.Values, requireDevice bool) (resolver.Request, bool) {
+	req := resolver.RequestFromQuery(q)
+	if code, msg := req.ValidateQuery(requireDevice); code != "" {
+		writeJSON(w, http.StatusBadRequest, errBody(code, msg))
+		return req, false
+	}
+	return req, true
+}
+
+func (a *API) answerChannel(w http.ResponseWriter, r *http.Request, req resolver.Request, ans resolver.ChannelAnswer) {
+	if ans.SetOverride != nil || ans.DeleteOverride {
+		if a.overrides == nil {
+			writeJSON(w, http.StatusOK, errBody("cannot_override", "this server does not keep server-side channel overrides"))
+			return
+		}
+		var err error
+		if ans.SetOverride != nil {
+			err = a.overrides.SetDeviceChannel(r.Context(), req.AppID, req.DeviceID, *ans.SetOverride)
+		} else {
+			err = a.overrides.UnsetDeviceChannel(r.Context(), req.AppID, req.DeviceID)
+		}
+		if err != nil {
+			a.log.Warn("channel override write failed", "app", req.AppID, "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, errBody("cannot_override", "the channel override could not be stored now, try again later"))
+			return
+		}
+	}
+	status := ans.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, ans.Payload())
+}
+
+// handleDownload serves a stored object by CID, with HEAD, byte ranges,
+// Content-Length and a strong ETag (the CID). Bytes are never re-encoded.
+func (a *API) handleDownload(w http.ResponseWriter, r *http.Request) {
+	c, err := content.ParseCID(r.PathValue("cid"))
+	if err != nil {
+		http.Error(w, "bad object id", http.StatusBadRequest)
+		return
+	}
+	f, err := a.objects.Open(r.Context(), c)
+	if err != nil {
+		if errors.Is(err, content.ErrNotFound) {
+			http.Error(w, "object not found on this node", http.StatusNotFound)
+			return
+		}
+		a.log.Error("open object", "cid", c, "err", err)
+		http.Error(w, "object unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("ETag", `"`+c.String()+`"`)
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	h.Set("Content-Type", contentType(r.PathValue("name")))
+	h.Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, "", zeroTime, f)
+}
+
+func contentType(name string) string {
+	if strings.HasSuffix(name, ".zip") {
+		return "application/zip"
+	}
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" && !strings.HasSuffix(name, ".br") {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":"internal","message":"cannot encode answer"}` + "\n")
+	}
+	writeRaw(w, status, buf.Bytes())
+}
+
+func writeRaw(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+var zeroTime time.Time
+
+var _ io.ReadSeeker = content.File(nil)

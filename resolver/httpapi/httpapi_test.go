@@ -1,0 +1,400 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"mirrord/consensus/state"
+	"mirrord/content"
+)
+
+type fixedState struct{ st *state.State }
+
+func (f fixedState) State() *state.State { return f.st }
+
+type memStats struct {
+	mu     sync.Mutex
+	events []json.RawMessage
+}
+
+func (m *memStats) Append(ev []json.RawMessage) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = append(m.events, ev...)
+	return nil
+}
+
+type recOverrides struct {
+	mu  sync.Mutex
+	set map[string]string
+	err error
+}
+
+func (r *recOverrides) SetDeviceChannel(_ context.Context, app, dev, ch string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.set[app+"/"+dev] = ch
+	return nil
+}
+
+func (r *recOverrides) UnsetDeviceChannel(_ context.Context, app, dev string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.set, app+"/"+dev)
+	return r.err
+}
+
+// fixture is a device API over a real block store holding one plain
+// release of com.example.app on a public production channel.
+type fixture struct {
+	dir   string
+	api   *API
+	h     http.Handler
+	store *content.Store
+	stats *memStats
+	ov    *recOverrides
+	zip   []byte
+	rel   *state.Release
+}
+
+func newFixture(t testing.TB, zipSize int) *fixture {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "blocks")
+	store, err := content.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	zip := make([]byte, zipSize)
+	for i := range zip {
+		zip[i] = byte(i*31 + i>>9)
+	}
+	obj, err := store.Add(context.Background(), bytes.NewReader(zip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fileObj, err := store.Add(context.Background(), strings.NewReader("console.log(1)\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := &state.Release{App: "com.example.app", Version: "1.0.1", ZipCID: obj.CID.String(), ZipSize: int64(len(zip)),
+		Checksum: content.SHA256Hex(zip), CreatedAt: 1,
+		Manifest: []state.ManifestFile{{FileName: "js/app.js", FileHash: strings.Repeat("ab", 32), CID: fileObj.CID.String(), Size: 15}}}
+	prod := state.NewChannel("production")
+	prod.ID, prod.Public, prod.Version = 1, true, "1.0.1"
+	beta := state.NewChannel("beta")
+	beta.ID, beta.AllowDeviceSelfSet, beta.Version = 2, true, "1.0.1"
+	st := &state.State{Index: 3, Apps: map[string]*state.AppState{"com.example.app": {
+		App:      state.App{ID: "com.example.app"},
+		Channels: map[string]*state.Channel{"production": &prod, "beta": &beta},
+		Releases: map[string]*state.Release{"1.0.1": rel},
+		Devices:  map[string]state.DeviceOverride{},
+	}}}
+	f := &fixture{dir: dir, store: store, stats: &memStats{}, ov: &recOverrides{set: map[string]string{}}, zip: zip, rel: rel}
+	f.api = New(Config{MaxBodyBytes: 64 << 10}, fixedState{st}, store, f.stats, f.ov, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	mux := http.NewServeMux()
+	f.api.Register(mux)
+	f.h = mux
+	return f
+}
+
+const deviceBody = `{"platform":"android","device_id":"8f0c1d2e-3b4a-4c5d-9e6f-0a1b2c3d4e5f",
+ "app_id":"com.example.app","custom_id":"","version_build":"1.0.0",
+ "version_code":"10","version_os":"14","version_name":"builtin",
+ "plugin_version":"8.51.23","is_emulator":false,"is_prod":true,
+ "install_source":"google_play","defaultChannel":""}`
+
+func (f *fixture) do(method, target, body string, hdr ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	req.Host = "edge.test:8080"
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, req)
+	return w
+}
+
+func decode(t *testing.T, w *httptest.ResponseRecorder) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+		t.Fatalf("answer is not a JSON object: %v: %s", err, w.Body)
+	}
+	return m
+}
+
+func TestUpdateSuccessShape(t *testing.T) {
+	f := newFixture(t, 1000)
+	w := f.do("POST", "/updates", deviceBody)
+	if w.Code != 200 {
+		t.Fatalf("HTTP %d: %s", w.Code, w.Body)
+	}
+	m := decode(t, w)
+	wantURL := "http://edge.test:8080/dl/" + f.rel.ZipCID + "/1.0.1.zip"
+	if m["version"] != "1.0.1" || m["url"] != wantURL || m["checksum"] != f.rel.Checksum || m["session_key"] != "" {
+		t.Fatalf("answer: %v", m)
+	}
+	man, ok := m["manifest"].([]any)
+	if !ok || len(man) != 1 {
+		t.Fatalf("manifest: %v", m["manifest"])
+	}
+	e := man[0].(map[string]any)
+	if e["file_name"] != "js/app.js" || e["download_url"] != "http://edge.test:8080/dl/"+f.rel.Manifest[0].CID+"/js/app.js" {
+		t.Fatalf("manifest entry: %v", e)
+	}
+	// Field order and types as Capgo's resToVersion (golden).
+	if !strings.HasPrefix(w.Body.String(), `{"version":"1.0.1","url":"http://edge.test:8080/dl/`) {
+		t.Fatalf("body: %s", w.Body)
+	}
+	// Up to date.
+	m = decode(t, f.do("POST", "/updates", strings.Replace(deviceBody, `"version_name":"builtin"`, `"version_name":"1.0.1"`, 1)))
+	if m["error"] != "no_new_version_available" || m["kind"] != "up_to_date" || m["message"] == "" {
+		t.Fatalf("up to date: %v", m)
+	}
+	// Unknown app: 200 with an error, never 429.
+	w = f.do("POST", "/updates", strings.Replace(deviceBody, "com.example.app", "com.other.app", 1))
+	if w.Code != 200 || decode(t, w)["kind"] != "failed" {
+		t.Fatalf("unknown app: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestPublicURL(t *testing.T) {
+	f := newFixture(t, 10)
+	f.api.cfg.PublicURL = "https://cdn.example.com"
+	m := decode(t, f.do("POST", "/updates", deviceBody))
+	if !strings.HasPrefix(m["url"].(string), "https://cdn.example.com/dl/") {
+		t.Fatalf("url: %v", m["url"])
+	}
+}
+
+func TestBadBodies(t *testing.T) {
+	f := newFixture(t, 10)
+	for _, body := range []string{"", "null", "[]", "{", `"x"`, "42", `{"app_id":"com.example.app"}`,
+		`{"device_id":"8f0c1d2e-3b4a-4c5d-9e6f-0a1b2c3d4e5f"}`, `{"device_id":1,"app_id":"com.example.app"}`,
+		`{"device_id":"not-a-uuid","app_id":"com.example.app"}`, strings.Repeat("[", 10000)} {
+		for _, path := range []string{"/updates", "/channel_self"} {
+			w := f.do("POST", path, body)
+			if w.Code != 400 {
+				t.Errorf("POST %s %.30q: HTTP %d, want 400: %s", path, body, w.Code, w.Body)
+			}
+			if m := decode(t, w); m["error"] == "" || m["message"] == "" {
+				t.Errorf("POST %s %.30q: no error/message: %v", path, body, m)
+			}
+		}
+	}
+	big := `{"x":"` + strings.Repeat("a", 70<<10) + `"}`
+	for _, path := range []string{"/updates", "/stats", "/channel_self"} {
+		if w := f.do("POST", path, big); w.Code != http.StatusRequestEntityTooLarge {
+			t.Errorf("POST %s oversize: HTTP %d, want 413", path, w.Code)
+		}
+	}
+}
+
+func TestStats(t *testing.T) {
+	f := newFixture(t, 10)
+	ev := `{"platform":"android","device_id":"8f0c1d2e-3b4a-4c5d-9e6f-0a1b2c3d4e5f","app_id":"com.example.app","action":"%s","version_name":"1.0.1","old_version_name":"builtin","timestamp":1}`
+	w := f.do("POST", "/stats", fmt.Sprintf(ev, "set"))
+	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"status":"ok"}` {
+		t.Fatalf("single: %d %s", w.Code, w.Body)
+	}
+	w = f.do("POST", "/stats", "["+fmt.Sprintf(ev, "download_complete")+","+fmt.Sprintf(ev, "some_future_action")+`,{"nope":1}]`)
+	m := decode(t, w)
+	if w.Code != 200 || m["status"] != "ok" {
+		t.Fatalf("batch: %d %s", w.Code, w.Body)
+	}
+	res := m["results"].([]any)
+	if len(res) != 3 || res[1].(map[string]any)["status"] != "ok" || res[2].(map[string]any)["status"] != "error" {
+		t.Fatalf("results: %v", res)
+	}
+	if len(f.stats.events) != 3 {
+		t.Fatalf("kept %d events, want 3", len(f.stats.events))
+	}
+	if w := f.do("POST", "/stats", `{"nope":1}`); w.Code != 400 {
+		t.Fatalf("bad single event: %d", w.Code)
+	}
+	if w := f.do("GET", "/stats", ""); w.Code != 200 {
+		t.Fatalf("GET /stats: %d", w.Code)
+	}
+}
+
+func TestChannelSelf(t *testing.T) {
+	f := newFixture(t, 10)
+	withCh := strings.Replace(deviceBody, `"defaultChannel":""`, `"defaultChannel":"","channel":"beta"`, 1)
+	m := decode(t, f.do("POST", "/channel_self", withCh))
+	if m["status"] != "ok" || len(f.ov.set) != 0 {
+		t.Fatalf("new plugin set: %v (overrides %v)", m, f.ov.set)
+	}
+	old := strings.Replace(withCh, `"plugin_version":"8.51.23"`, `"plugin_version":"5.2.0"`, 1)
+	m = decode(t, f.do("POST", "/channel_self", old))
+	if m["status"] != "ok" || f.ov.set["com.example.app/8f0c1d2e-3b4a-4c5d-9e6f-0a1b2c3d4e5f"] != "beta" {
+		t.Fatalf("old plugin set: %v (overrides %v)", m, f.ov.set)
+	}
+	f.ov.err = errors.New("no quorum")
+	if w := f.do("POST", "/channel_self", old); w.Code == 200 && decode(t, w)["error"] == nil {
+		t.Fatalf("a failed override write was reported as ok: %s", w.Body)
+	}
+	f.ov.err = nil
+	m = decode(t, f.do("PUT", "/channel_self", deviceBody))
+	if m["channel"] != "production" {
+		t.Fatalf("get: %v", m)
+	}
+	w := f.do("GET", "/channel_self?app_id=com.example.app&platform=android&is_emulator=false&is_prod=true&device_id=8f0c1d2e-3b4a-4c5d-9e6f-0a1b2c3d4e5f&plugin_version=8.51.23&version_build=1.0.0&version_name=builtin", "")
+	var list []map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil || len(list) != 2 {
+		t.Fatalf("list: %d %s", w.Code, w.Body)
+	}
+	if _, ok := list[0]["id"].(float64); !ok {
+		t.Fatalf("channel id must be a number: %v", list[0])
+	}
+	if w := f.do("DELETE", "/channel_self?app_id=com.example.app&device_id=8f0c1d2e-3b4a-4c5d-9e6f-0a1b2c3d4e5f&platform=android&plugin_version=5.2.0&version_build=1.0.0", ""); w.Code != 200 {
+		t.Fatalf("delete: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestDownloads(t *testing.T) {
+	f := newFixture(t, 3<<20+17)
+	path := "/dl/" + f.rel.ZipCID + "/1.0.1.zip"
+	w := f.do("GET", path, "")
+	if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), f.zip) {
+		t.Fatalf("GET: %d, %d bytes", w.Code, w.Body.Len())
+	}
+	etag := `"` + f.rel.ZipCID + `"`
+	h := w.Header()
+	if h.Get("ETag") != etag || h.Get("Content-Length") != fmt.Sprint(len(f.zip)) || h.Get("Accept-Ranges") != "bytes" ||
+		h.Get("Content-Type") != "application/zip" || h.Get("Content-Encoding") != "" || !strings.Contains(h.Get("Cache-Control"), "immutable") {
+		t.Fatalf("headers: %v", h)
+	}
+	w = f.do("HEAD", path, "")
+	if w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("Content-Length") != fmt.Sprint(len(f.zip)) {
+		t.Fatalf("HEAD: %d %v", w.Code, w.Header())
+	}
+	for _, tc := range []struct {
+		rng        string
+		start, end int
+	}{{"bytes=0-0", 0, 0}, {"bytes=100-", 100, len(f.zip) - 1}, {"bytes=262140-262150", 262140, 262150}, {"bytes=-10", len(f.zip) - 10, len(f.zip) - 1}} {
+		w = f.do("GET", path, "", "Range", tc.rng)
+		want := fmt.Sprintf("bytes %d-%d/%d", tc.start, tc.end, len(f.zip))
+		if w.Code != 206 || w.Header().Get("Content-Range") != want || !bytes.Equal(w.Body.Bytes(), f.zip[tc.start:tc.end+1]) {
+			t.Errorf("Range %s: %d %q (want %q), %d bytes", tc.rng, w.Code, w.Header().Get("Content-Range"), want, w.Body.Len())
+		}
+	}
+	if w = f.do("GET", path, "", "Range", fmt.Sprintf("bytes=%d-", len(f.zip))); w.Code != http.StatusRequestedRangeNotSatisfiable {
+		t.Errorf("range past the end: %d", w.Code)
+	}
+	if w = f.do("GET", path, "", "If-None-Match", etag); w.Code != http.StatusNotModified {
+		t.Errorf("If-None-Match: %d", w.Code)
+	}
+	if w = f.do("GET", "/dl/"+f.rel.Manifest[0].CID+"/js/app.js", ""); w.Code != 200 || w.Body.String() != "console.log(1)\n" {
+		t.Errorf("manifest file: %d %q", w.Code, w.Body)
+	}
+	if w = f.do("GET", "/dl/notacid/x.zip", ""); w.Code != 400 {
+		t.Errorf("bad cid: %d", w.Code)
+	}
+	missing := "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+	if w = f.do("GET", "/dl/"+missing+"/x.zip", ""); w.Code != 404 {
+		t.Errorf("missing object: %d", w.Code)
+	}
+}
+
+// TestCorruptBlockNeverServed flips a byte of a stored block on disk: the
+// node must fail the download rather than send wrong bytes.
+func TestCorruptBlockNeverServed(t *testing.T) {
+	f := newFixture(t, 1<<20)
+	p := findBlockFile(t, f)
+	b, _ := os.ReadFile(p)
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := f.do("GET", "/dl/"+f.rel.ZipCID+"/1.0.1.zip", "")
+	if w.Code == 200 && bytes.Equal(w.Body.Bytes(), f.zip) {
+		t.Fatal("corruption not noticed, yet bytes equal: test did not corrupt a block of the zip")
+	}
+	if w.Code == 200 && w.Body.Len() == len(f.zip) {
+		t.Fatalf("served %d wrong bytes with HTTP 200", w.Body.Len())
+	}
+}
+
+// findBlockFile returns the largest block file of the store (a leaf of
+// the fixture's zip).
+func findBlockFile(t *testing.T, f *fixture) string {
+	t.Helper()
+	var best string
+	var size int64
+	dir := f.dir
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && strings.HasSuffix(p, ".data") && info.Size() > size {
+			best, size = p, info.Size()
+		}
+		return nil
+	})
+	if best == "" {
+		t.Fatal("no block files found")
+	}
+	return best
+}
+
+func FuzzUpdates(f *testing.F) {
+	fx := newFixture(f, 100)
+	f.Add([]byte(deviceBody))
+	f.Add([]byte(`{"app_id":"com.example.app","device_id":"8F0C1D2E-3B4A-4C5D-9E6F-0A1B2C3D4E5F","version_build":"1","plugin_version":"4.0.0","key_id":"abc"}`))
+	f.Add([]byte(`[1,2]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, r := range []struct{ m, path string }{{"POST", "/updates"}, {"POST", "/channel_self"}, {"PUT", "/channel_self"}, {"DELETE", "/channel_self"}} {
+			{
+				m, path := r.m, r.path
+				w := fx.do(m, path, string(body))
+				if w.Code >= 500 {
+					t.Fatalf("%s %s: HTTP %d for %q", m, path, w.Code, body)
+				}
+				if !json.Valid(w.Body.Bytes()) {
+					t.Fatalf("%s %s: answer is not JSON: %s", m, path, w.Body)
+				}
+			}
+		}
+	})
+}
+
+func FuzzStats(f *testing.F) {
+	fx := newFixture(f, 100)
+	f.Add([]byte(`{"action":"set","app_id":"com.example.app","device_id":"x"}`))
+	f.Add([]byte(`[{"action":"set"},{"action":"unknown_thing"},3]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		w := fx.do("POST", "/stats", string(body))
+		if w.Code != 200 && w.Code != 400 && w.Code != 413 {
+			t.Fatalf("HTTP %d for %q", w.Code, body)
+		}
+	})
+}
+
+func FuzzChannelQuery(f *testing.F) {
+	fx := newFixture(f, 100)
+	f.Add("app_id=com.example.app&platform=android&device_id=8f0c1d2e-3b4a-4c5d-9e6f-0a1b2c3d4e5f")
+	f.Fuzz(func(t *testing.T, q string) {
+		for _, m := range []string{"GET", "DELETE"} {
+			req := httptest.NewRequest(m, "/channel_self", nil)
+			req.URL.RawQuery = q
+			w := httptest.NewRecorder()
+			fx.h.ServeHTTP(w, req)
+			if w.Code >= 500 {
+				t.Fatalf("%s ?%s: HTTP %d", m, q, w.Code)
+			}
+		}
+	})
+}

@@ -1,0 +1,75 @@
+package resolver
+
+// defaultPluginVersion is what Capgo assumes when a request carries no
+// plugin_version (its destructuring default in updateWithPG). Capgo
+// rejects such bodies at validation; mirrord tolerates them and treats
+// the sender as this very old plugin.
+const defaultPluginVersion = "2.3.3"
+
+// Plugin versions that changed the protocol. Features were backported
+// to several majors, so most thresholds are per major (see atLeastByMajor).
+const (
+	// builtinAnswerMin is the first plugin that understands
+	// already_on_builtin; older ones get
+	// revert_to_builtin_plugin_version_too_old.
+	builtinAnswerMin = "6.2.0"
+	// shortKeyIDMax is the last plugin that sent a short (4-character)
+	// key_id; Capgo compares key ids only above it.
+	shortKeyIDMax = "8.40.7"
+)
+
+// PluginKeepsChannelLocally reports whether the plugin stores the
+// channel chosen with setChannel on the device and sends it as
+// defaultChannel (capgo-protocol section 7): from 5.34.0, 6.34.0,
+// 7.34.0 and 8.0.0 on, any later major included. Older plugins rely on
+// a server-side device override written by channel_self POST.
+//
+// Capgo's own test treats every major below 5 (and an empty version, as
+// 0.0.0) as new; mirrord treats them as old, since they predate the
+// feature. An unparseable version is old, as in Capgo.
+func PluginKeepsChannelLocally(pluginVersion string) bool {
+	v, ok := ParseSemver(pluginVersion)
+	return ok && atLeastByMajor(v, "5.34.0", "6.34.0", "7.34.0", "8.0.0")
+}
+
+// pluginSendsKeyID reports whether the plugin sends key_id whenever it
+// has a publicKey (commit b70ef369, first tagged 5.50.1, 6.50.1, 7.50.1
+// and 8.2.0). For these plugins an absent key_id means the device has
+// no key and cannot decrypt.
+func pluginSendsKeyID(v Semver) bool {
+	return atLeastByMajor(v, "5.50.1", "6.50.1", "7.50.1", "8.2.0")
+}
+
+// atLeastByMajor reports whether v is at least the minimum given for
+// its major (v5, v6, v7, v8 in that order). Majors below 5 are too old
+// for every feature gated this way, majors above 8 have them all.
+func atLeastByMajor(v Semver, min5, min6, min7, min8 string) bool {
+	var min string
+	switch {
+	case v.Major < 5:
+		return false
+	case v.Major == 5:
+		min = min5
+	case v.Major == 6:
+		min = min6
+	case v.Major == 7:
+		min = min7
+	case v.Major == 8:
+		min = min8
+	default:
+		return true
+	}
+	return !v.Less(mustSemver(min))
+}
+
+// atLeast reports whether v >= min.
+func atLeast(v Semver, min string) bool { return !v.Less(mustSemver(min)) }
+
+// mustSemver parses a version constant of this package.
+func mustSemver(s string) Semver {
+	v, ok := ParseSemver(s)
+	if !ok {
+		panic("resolver: bad version constant " + s)
+	}
+	return v
+}

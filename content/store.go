@@ -127,18 +127,20 @@ func (s *Store) Open(ctx context.Context, c cid.Cid) (File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("content: open %s: %w", c, err)
 	}
-	return &file{DagReader: r, c: c}, nil
+	return &file{DagReader: r, c: c, s: s, ctx: ctx}, nil
 }
 
 type file struct {
 	uio.DagReader
-	c cid.Cid
+	c   cid.Cid
+	s   *Store
+	ctx context.Context
 }
 
 func (f *file) Read(p []byte) (int, error) {
 	n, err := f.DagReader.Read(p)
 	if err != nil && err != io.EOF {
-		err = mapErr(f.c, err)
+		err = f.diagnose(err)
 	}
 	return n, err
 }
@@ -146,23 +148,70 @@ func (f *file) Read(p []byte) (int, error) {
 func (f *file) Seek(off int64, whence int) (int64, error) {
 	n, err := f.DagReader.Seek(off, whence)
 	if err != nil {
-		err = mapErr(f.c, err)
+		err = f.diagnose(err)
 	}
 	return n, err
 }
 
+// diagnose classifies a read failure: the DAG reader's batch fetch
+// reports "failed to fetch all nodes" without the cause, so walk the DAG
+// block by block to tell a missing block from a corrupt one.
+func (f *file) diagnose(err error) error {
+	ok, cerr := f.s.Verify(f.ctx, f.c)
+	switch {
+	case cerr != nil:
+		return cerr
+	case !ok:
+		return fmt.Errorf("%w: a block of %s is missing", ErrNotFound, f.c)
+	}
+	return mapErr(f.c, err)
+}
+
 // Complete reports whether every block of the object rooted at c is in
-// the local store (and valid).
+// the local store. Leaves are checked for presence only; Verify also
+// rehashes them.
 func (s *Store) Complete(ctx context.Context, c cid.Cid) (bool, error) {
-	local := merkledag.NewDAGService(blockservice.New(s.bs, offline.Exchange(s.bs)))
-	err := merkledag.Walk(ctx, merkledag.GetLinksWithDAG(local), c, func(cid.Cid) bool { return true })
-	if err == nil {
-		return true, nil
+	return s.walk(ctx, c, false)
+}
+
+// Verify reads every block of the object rooted at c and checks it against
+// its CID: false with a nil error when a block is missing, ErrCorrupt when
+// one does not match.
+func (s *Store) Verify(ctx context.Context, c cid.Cid) (bool, error) {
+	return s.walk(ctx, c, true)
+}
+
+func (s *Store) walk(ctx context.Context, root cid.Cid, rehash bool) (bool, error) {
+	stack := []cid.Cid{root}
+	for len(stack) > 0 {
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if c.Type() == cid.Raw && !rehash {
+			ok, err := s.bs.Has(ctx, c)
+			if err != nil || !ok {
+				return false, err
+			}
+			continue
+		}
+		blk, err := s.bs.Get(ctx, c)
+		if err != nil {
+			if ipld.IsNotFound(err) {
+				return false, nil
+			}
+			return false, mapErr(c, err)
+		}
+		if c.Type() != cid.DagProtobuf {
+			continue
+		}
+		nd, err := merkledag.DecodeProtobuf(blk.RawData())
+		if err != nil {
+			return false, fmt.Errorf("%w: %s: %v", ErrCorrupt, c, err)
+		}
+		for _, l := range nd.Links() {
+			stack = append(stack, l.Cid)
+		}
 	}
-	if errors.Is(mapErr(c, err), ErrNotFound) {
-		return false, nil
-	}
-	return false, mapErr(c, err)
+	return true, nil
 }
 
 func mapErr(c cid.Cid, err error) error {

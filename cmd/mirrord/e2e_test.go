@@ -106,11 +106,31 @@ func TestCapgoVectorsEndToEnd(t *testing.T) {
 	if res.Installed != "1.0.2" || !res.UsedManifest {
 		t.Fatalf("want 1.0.2 by manifest, got %+v", res)
 	}
+	// Every file of 1.0.2 differs from 1.0.1 (app.js too), so all three
+	// are fetched here; 1.0.3 below changes one file.
 	slices.Sort(res.Downloaded)
-	if !slices.Equal(res.Downloaded, []string{"assets/big.js.br", "index.html"}) || !slices.Equal(res.Reused, []string{"app.js"}) {
-		t.Fatalf("upgrade fetched %v and reused %v; want only the changed files fetched", res.Downloaded, res.Reused)
+	if !slices.Equal(res.Downloaded, []string{"app.js", "assets/big.js.br", "index.html"}) || len(res.Reused) != 0 {
+		t.Fatalf("upgrade fetched %v and reused %v", res.Downloaded, res.Reused)
 	}
 	sameTree(t, filepath.Join(vec, "src-1.0.2"), dev.CurrentDir())
+
+	// 1.0.3 changes only index.html: the device fetches only that file.
+	src103 := copyTree(t, filepath.Join(vec, "src-1.0.2"))
+	if err := os.WriteFile(filepath.Join(src103, "index.html"), []byte("<!doctype html><title>1.0.3</title><script src=app.js></script>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.cli(t, "publish", "--app", app, "--version", "1.0.3", "--channel", "production",
+		"--key", filepath.Join(vec, "test_private_key.pem"), src103)
+	res, err = dev.Update(context.Background())
+	if err != nil || res.Installed != "1.0.3" || !res.UsedManifest {
+		t.Fatalf("update to 1.0.3: %+v %v", res, err)
+	}
+	slices.Sort(res.Reused)
+	if !slices.Equal(res.Downloaded, []string{"index.html"}) || !slices.Equal(res.Reused, []string{"app.js", "assets/big.js.br"}) {
+		t.Fatalf("1.0.3 fetched %v and reused %v; want only index.html fetched", res.Downloaded, res.Reused)
+	}
+	sameTree(t, src103, dev.CurrentDir())
+	n.cli(t, "rollback", app, "production")
 
 	// A fresh device gets every file of 1.0.2 and ends identical too.
 	fresh := newDevice(t, n, app, pub)
@@ -121,7 +141,7 @@ func TestCapgoVectorsEndToEnd(t *testing.T) {
 	sameTree(t, filepath.Join(vec, "src-1.0.2"), fresh.CurrentDir())
 
 	// Up to date now.
-	ans, _, _ = dev.Check(context.Background())
+	ans, _, _ = fresh.Check(context.Background())
 	if ans["error"] != "no_new_version_available" || ans["kind"] != "up_to_date" {
 		t.Fatalf("want up to date, got %v", ans)
 	}
@@ -134,7 +154,7 @@ func TestCapgoVectorsEndToEnd(t *testing.T) {
 		t.Fatalf("device without key: %v", ans)
 	}
 
-	// Rollback goes back to 1.0.1.
+	// Rollback (twice: 1.0.3 -> 1.0.2 above, now -> 1.0.1).
 	n.cli(t, "rollback", app, "production")
 	ans, _, _ = fresh.Check(context.Background())
 	if ans["version"] != "1.0.1" {

@@ -94,7 +94,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("PUT /admin/v1/apps/{app}/devices/{device}", a.setDevice)
 	h("DELETE /admin/v1/apps/{app}/devices/{device}", a.unsetDevice)
 	mux.Handle("/admin/", a.auth(func(r *http.Request) (int, any, error) {
-		return http.StatusNotFound, nil, fmt.Errorf("no admin endpoint %s %s", r.Method, r.URL.Path)
+		return 0, nil, notFound("no admin endpoint %s %s (see the README's HTTP section)", r.Method, r.URL.Path)
 	}))
 }
 

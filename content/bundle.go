@@ -1,0 +1,201 @@
+package content
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/andybalholm/brotli"
+)
+
+// Brotli settings of Capgo CLI's delta upload (cli/src/bundle/partial.ts):
+// files of at least brotliMinSize bytes are compressed with node's
+// default parameters, and kept only when that saves more than
+// brotliMinSaving bytes.
+const (
+	brotliMinSize   = 8192
+	brotliMinSaving = 10
+	brotliQuality   = 11 // BROTLI_DEFAULT_QUALITY
+	brotliLGWin     = 22 // BROTLI_DEFAULT_WINDOW
+)
+
+// Bundle is a release ready to serve: the zip as devices download it, the
+// fields of the update answer, and the delta manifest.
+type Bundle struct {
+	// Zip is the bytes as served to devices (encrypted when SessionKey is
+	// not "").
+	Zip []byte
+	// Checksum is the update answer's checksum: hex SHA-256 of the plain
+	// zip, or its SealChecksum form when encrypted.
+	Checksum string
+	// SessionKey is the update answer's session_key, "" when plain.
+	SessionKey string
+	// KeyID is the key_id of the public key matching the private key that
+	// sealed the bundle, "" when plain.
+	KeyID string
+	// Files is the delta manifest, sorted by Name; it may be empty.
+	Files []BundleFile
+}
+
+// BundleFile is one delta manifest entry and its stored bytes.
+type BundleFile struct {
+	// Name is the file_name as served: a relative POSIX path, with ".br"
+	// appended when the Brotli form was kept.
+	Name string
+	// Hash is the file_hash as served: hex SHA-256 of the original file
+	// bytes, or SealChecksum of it when encrypted.
+	Hash string
+	// Data is the stored bytes: the original or its Brotli form, then
+	// AES-encrypted with the release's session key when encrypted.
+	Data []byte
+}
+
+// BuildBundle prepares a release from a plain zip (from ZipDir or a
+// user's zip), after validating it with ReadZip.
+//
+// With priv nil the bundle is plain: Zip is zip as given and Checksum its
+// SHA256Hex. With priv set, one new session key encrypts the zip and
+// every manifest file, Checksum and every file hash are sealed with
+// priv, and KeyID names priv's public key.
+//
+// The manifest follows Capgo CLI's partial.ts: each file of at least
+// 8192 bytes is Brotli-compressed (quality 11, window 22) and the ".br"
+// form is kept only if it is smaller by more than 10 bytes.
+func BuildBundle(zip []byte, priv *rsa.PrivateKey, lim ZipLimits) (*Bundle, error) {
+	var sk SessionKey
+	if priv != nil {
+		var err error
+		if sk, err = NewSessionKey(); err != nil {
+			return nil, fmt.Errorf("content: build bundle: %w", err)
+		}
+	}
+	return buildBundle(zip, priv, sk, lim)
+}
+
+// buildBundle is BuildBundle with the session key given, so that tests
+// can reproduce the CLI's bytes with its key.
+func buildBundle(zip []byte, priv *rsa.PrivateKey, sk SessionKey, lim ZipLimits) (*Bundle, error) {
+	files, err := ReadZip(zip, lim)
+	if err != nil {
+		return nil, fmt.Errorf("content: build bundle: %w", err)
+	}
+	b := &Bundle{Zip: zip, Checksum: SHA256Hex(zip)}
+	if priv != nil {
+		if b.SessionKey, err = sk.Seal(priv); err != nil {
+			return nil, fmt.Errorf("content: build bundle: %w", err)
+		}
+		if b.Checksum, err = SealChecksum(priv, b.Checksum); err != nil {
+			return nil, fmt.Errorf("content: build bundle: %w", err)
+		}
+		b.Zip = sk.Encrypt(zip)
+		b.KeyID = KeyID(string(PublicKeyPEM(&priv.PublicKey)))
+	}
+
+	b.Files = make([]BundleFile, 0, len(files))
+	for _, f := range files {
+		bf := BundleFile{Name: f.Name, Hash: SHA256Hex(f.Data), Data: f.Data}
+		if len(f.Data) >= brotliMinSize {
+			br, err := brotliCompress(f.Data)
+			if err != nil {
+				return nil, fmt.Errorf("content: build bundle: %s: %w", f.Name, err)
+			}
+			if len(br) < len(f.Data)-brotliMinSaving {
+				bf.Name += ".br"
+				bf.Data = br
+			}
+		}
+		if priv != nil {
+			bf.Data = sk.Encrypt(bf.Data)
+			if bf.Hash, err = SealChecksum(priv, bf.Hash); err != nil {
+				return nil, fmt.Errorf("content: build bundle: %s: %w", f.Name, err)
+			}
+		}
+		b.Files = append(b.Files, bf)
+	}
+	// ReadZip sorts by the original names; appending ".br" can change
+	// the order ("a.js.br" sorts after "a.js-x"), so sort the served names.
+	sortBundleFiles(b.Files)
+	return b, nil
+}
+
+// ImportEncrypted accepts a zip that the Capgo CLI already encrypted
+// (`bundle encrypt`), with the session key and checksum it printed. It
+// opens both with pub, checks that the checksum matches the decrypted
+// zip and validates that zip with ReadZip. The returned bundle serves
+// encZip unchanged and has no manifest: sealing file hashes would need
+// the private key.
+func ImportEncrypted(encZip []byte, sessionKey, checksum string, pub *rsa.PublicKey, lim ZipLimits) (*Bundle, error) {
+	if pub == nil {
+		return nil, errors.New("content: import encrypted: no public key")
+	}
+	sk, err := OpenSessionKey(sessionKey, pub)
+	if err != nil {
+		return nil, fmt.Errorf("content: import encrypted: %w", err)
+	}
+	plain, err := sk.Decrypt(encZip)
+	if err != nil {
+		return nil, fmt.Errorf("content: import encrypted: zip: %w", err)
+	}
+	want, err := OpenChecksum(pub, checksum)
+	if err != nil {
+		return nil, fmt.Errorf("content: import encrypted: %w", err)
+	}
+	if SHA256Hex(plain) != want {
+		return nil, errors.New("content: import encrypted: checksum does not match the zip: was it encrypted with another key?")
+	}
+	if _, err := ReadZip(plain, lim); err != nil {
+		return nil, fmt.Errorf("content: import encrypted: %w", err)
+	}
+	return &Bundle{
+		Zip:        encZip,
+		Checksum:   strings.ToLower(checksum),
+		SessionKey: sessionKey,
+		KeyID:      KeyID(string(PublicKeyPEM(pub))),
+	}, nil
+}
+
+// BrotliDecode decompresses a Brotli stream, reading at most limit
+// decompressed bytes (limit <= 0 means 2 GiB).
+func BrotliDecode(data []byte, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = defaultMaxTotalBytes
+	}
+	out, err := readAllLimit(brotli.NewReader(bytes.NewReader(data)), limit)
+	if err != nil {
+		return nil, fmt.Errorf("content: brotli: %w", err)
+	}
+	return out, nil
+}
+
+func brotliCompress(data []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w := brotli.NewWriterOptions(&buf, brotli.WriterOptions{Quality: brotliQuality, LGWin: brotliLGWin})
+	if _, err := w.Write(data); err != nil {
+		return nil, fmt.Errorf("brotli: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("brotli: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func sortBundleFiles(files []BundleFile) {
+	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+}
+
+// readAllLimit reads r to the end, failing once it yields more than limit
+// bytes.
+func readAllLimit(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("more than %d bytes", limit)
+	}
+	return b, nil
+}

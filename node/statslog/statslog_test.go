@@ -1,0 +1,95 @@
+package statslog
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func count(t *testing.T, l *Log) (n int, first, last string) {
+	t.Helper()
+	err := l.Events(func(_ time.Time, ev json.RawMessage) bool {
+		var e struct{ N int }
+		json.Unmarshal(ev, &e)
+		if n == 0 {
+			first = fmt.Sprint(e.N)
+		}
+		last = fmt.Sprint(e.N)
+		n++
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, first, last
+}
+
+func TestAppendReopenAndBound(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, MaxBytes: 64 << 10, SegmentBytes: 8 << 10, FlushInterval: time.Hour}
+	l, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if err := l.Append([]json.RawMessage{json.RawMessage(fmt.Sprintf(`{"N":%d,"action":"set"}`, i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, first, last := count(t, l); n != 10 || first != "0" || last != "9" {
+		t.Fatalf("got %d events %s..%s", n, first, last)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal("second close:", err)
+	}
+	// Reopen keeps the events, then a flood stays within the bound and
+	// drops the oldest.
+	l, err = Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if n, _, _ := count(t, l); n != 10 {
+		t.Fatalf("after reopen: %d events", n)
+	}
+	for i := 10; i < 5000; i++ {
+		if err := l.Append([]json.RawMessage{json.RawMessage(fmt.Sprintf(`{"N":%d,"action":"download_complete"}`, i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, first, last := count(t, l)
+	if last != "4999" || first == "0" || n >= 5000 {
+		t.Fatalf("bound not applied: %d events %s..%s", n, first, last)
+	}
+	var total int64
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	for _, f := range files {
+		info, _ := os.Stat(f)
+		total += info.Size()
+	}
+	if total > cfg.MaxBytes {
+		t.Fatalf("%d bytes on disk, bound %d", total, cfg.MaxBytes)
+	}
+	if l.Size() > cfg.MaxBytes {
+		t.Fatalf("Size %d over bound", l.Size())
+	}
+}
+
+func TestTornLineIgnored(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "00000000000000000001.jsonl"), []byte(`{"received":1,"event":{"N":1}}`+"\n"+`{"received":2,"ev`), 0o644)
+	l, err := Open(Config{Dir: dir, MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if n, _, _ := count(t, l); n != 1 {
+		t.Fatalf("%d events, want 1", n)
+	}
+}

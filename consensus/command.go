@@ -1,0 +1,246 @@
+package consensus
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"mirrord/consensus/state"
+)
+
+// CommandType is the first byte of every raft log entry written by
+// mirrord. The enum is append-only: a number is never reused or
+// renumbered, and a command whose meaning changes (including a new JSON
+// field) gets a new number.
+type CommandType uint8
+
+// IgnoreUnknown is a flag bit of CommandType. A node that does not know
+// a command type skips the entry when the bit is set and panics when it
+// is not. Set it on commands that older nodes may safely ignore (for
+// example purely advisory ones) before a rolling upgrade.
+const IgnoreUnknown CommandType = 0x80
+
+// Command types. 0 is reserved so that a zeroed entry never decodes.
+const (
+	TypeAppCreate       CommandType = 1
+	TypeReleaseCreate   CommandType = 2
+	TypeReleaseDelete   CommandType = 3
+	TypeChannelSet      CommandType = 4
+	TypeChannelRollback CommandType = 5
+	TypeChannelDelete   CommandType = 6
+	TypeDeviceSet       CommandType = 7
+	TypeDeviceUnset     CommandType = 8
+)
+
+// String returns the command's name, for logs.
+func (t CommandType) String() string {
+	name, ok := commandNames[t&^IgnoreUnknown]
+	if !ok {
+		name = fmt.Sprintf("CommandType(%d)", uint8(t&^IgnoreUnknown))
+	}
+	if t&IgnoreUnknown != 0 {
+		name += "|IgnoreUnknown"
+	}
+	return name
+}
+
+var commandNames = map[CommandType]string{
+	TypeAppCreate:       "AppCreate",
+	TypeReleaseCreate:   "ReleaseCreate",
+	TypeReleaseDelete:   "ReleaseDelete",
+	TypeChannelSet:      "ChannelSet",
+	TypeChannelRollback: "ChannelRollback",
+	TypeChannelDelete:   "ChannelDelete",
+	TypeDeviceSet:       "DeviceSet",
+	TypeDeviceUnset:     "DeviceUnset",
+}
+
+// Command is implemented by every command struct of this package; the
+// method returns the struct's CommandType.
+type Command interface {
+	CommandType() CommandType
+}
+
+// AppCreate registers an app. It is a conflict if the app exists. The
+// proposer validates PublicKey and derives KeyID, and sets CreatedAt
+// (unix milliseconds).
+type AppCreate struct {
+	ID        string `json:"id"`
+	PublicKey string `json:"public_key,omitempty"`
+	KeyID     string `json:"key_id,omitempty"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+// ReleaseCreate adds Release to the app Release.App, which must exist;
+// the version must be new. When Channel is set, that channel is created
+// if missing (the app's first channel becomes public) and pointed at the
+// release. The proposer sets Release.CreatedAt, which is also the
+// created channel's CreatedAt.
+type ReleaseCreate struct {
+	Release state.Release `json:"release"`
+	Channel string        `json:"channel,omitempty"`
+}
+
+// ReleaseDelete deletes a release. It is a conflict while a channel
+// serves it; it is removed from every channel's History.
+type ReleaseDelete struct {
+	App     string `json:"app"`
+	Version string `json:"version"`
+}
+
+// ChannelSet creates or updates a channel. Nil fields are left unchanged
+// (or at Capgo's defaults on creation). See state.State.SetChannel for
+// the rules, including the one public channel per platform. CreatedAt
+// (unix milliseconds, set by the proposer) is used only on creation.
+type ChannelSet struct {
+	App       string `json:"app"`
+	Name      string `json:"name"`
+	CreatedAt int64  `json:"created_at"`
+
+	// Version is a release version of the app or "builtin".
+	Version            *string `json:"version,omitempty"`
+	Public             *bool   `json:"public,omitempty"`
+	IOS                *bool   `json:"ios,omitempty"`
+	Android            *bool   `json:"android,omitempty"`
+	Electron           *bool   `json:"electron,omitempty"`
+	AllowEmulator      *bool   `json:"allow_emulator,omitempty"`
+	AllowDevice        *bool   `json:"allow_device,omitempty"`
+	AllowDev           *bool   `json:"allow_dev,omitempty"`
+	AllowProd          *bool   `json:"allow_prod,omitempty"`
+	AllowDeviceSelfSet *bool   `json:"allow_device_self_set,omitempty"`
+	// DisableAutoUpdate is one of major, minor, patch, version_number,
+	// none.
+	DisableAutoUpdate            *string `json:"disable_auto_update,omitempty"`
+	DisableAutoUpdateUnderNative *bool   `json:"disable_auto_update_under_native,omitempty"`
+}
+
+// Patch returns the channel fields the command sets.
+func (c ChannelSet) Patch() state.ChannelPatch {
+	return state.ChannelPatch{
+		Version:                      c.Version,
+		Public:                       c.Public,
+		IOS:                          c.IOS,
+		Android:                      c.Android,
+		Electron:                     c.Electron,
+		AllowEmulator:                c.AllowEmulator,
+		AllowDevice:                  c.AllowDevice,
+		AllowDev:                     c.AllowDev,
+		AllowProd:                    c.AllowProd,
+		AllowDeviceSelfSet:           c.AllowDeviceSelfSet,
+		DisableAutoUpdate:            c.DisableAutoUpdate,
+		DisableAutoUpdateUnderNative: c.DisableAutoUpdateUnderNative,
+	}
+}
+
+// ChannelRollback points a channel back at the last version of its
+// History. It is a conflict when History is empty.
+type ChannelRollback struct {
+	App  string `json:"app"`
+	Name string `json:"name"`
+}
+
+// ChannelDelete deletes a channel and every device override that points
+// at it.
+type ChannelDelete struct {
+	App  string `json:"app"`
+	Name string `json:"name"`
+}
+
+// DeviceSet pins a device (id lower-cased) to an existing channel.
+type DeviceSet struct {
+	App      string `json:"app"`
+	DeviceID string `json:"device_id"`
+	Channel  string `json:"channel"`
+}
+
+// DeviceUnset removes a device's override; not found if it has none.
+type DeviceUnset struct {
+	App      string `json:"app"`
+	DeviceID string `json:"device_id"`
+}
+
+// CommandType implements Command.
+func (AppCreate) CommandType() CommandType { return TypeAppCreate }
+
+// CommandType implements Command.
+func (ReleaseCreate) CommandType() CommandType { return TypeReleaseCreate }
+
+// CommandType implements Command.
+func (ReleaseDelete) CommandType() CommandType { return TypeReleaseDelete }
+
+// CommandType implements Command.
+func (ChannelSet) CommandType() CommandType { return TypeChannelSet }
+
+// CommandType implements Command.
+func (ChannelRollback) CommandType() CommandType { return TypeChannelRollback }
+
+// CommandType implements Command.
+func (ChannelDelete) CommandType() CommandType { return TypeChannelDelete }
+
+// CommandType implements Command.
+func (DeviceSet) CommandType() CommandType { return TypeDeviceSet }
+
+// CommandType implements Command.
+func (DeviceUnset) CommandType() CommandType { return TypeDeviceUnset }
+
+// decoders maps each known type (without IgnoreUnknown) to a strict
+// JSON decoder returning the command struct by value.
+var decoders = map[CommandType]func([]byte) (any, error){
+	TypeAppCreate:       decodeAs[AppCreate],
+	TypeReleaseCreate:   decodeAs[ReleaseCreate],
+	TypeReleaseDelete:   decodeAs[ReleaseDelete],
+	TypeChannelSet:      decodeAs[ChannelSet],
+	TypeChannelRollback: decodeAs[ChannelRollback],
+	TypeChannelDelete:   decodeAs[ChannelDelete],
+	TypeDeviceSet:       decodeAs[DeviceSet],
+	TypeDeviceUnset:     decodeAs[DeviceUnset],
+}
+
+// Encode returns the log entry for cmd: its type byte followed by its
+// JSON encoding. cmd may be a command struct or a pointer to one.
+func Encode(cmd Command) ([]byte, error) {
+	if v := reflect.ValueOf(cmd); cmd == nil ||
+		(v.Kind() == reflect.Pointer && v.IsNil()) {
+		return nil, errors.New("consensus: encode: nil command")
+	}
+	t := cmd.CommandType()
+	if _, ok := decoders[t&^IgnoreUnknown]; !ok {
+		return nil, fmt.Errorf("consensus: encode %T: %w", cmd, ErrUnknownCommand)
+	}
+	payload, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("consensus: encode %s: %w", t, err)
+	}
+	return append([]byte{byte(t)}, payload...), nil
+}
+
+// Decode parses a log entry written by Encode. It returns the raw type
+// byte (IgnoreUnknown included) and the command struct by value. A type
+// this build does not know yields ErrUnknownCommand together with the
+// type, so the caller can honour IgnoreUnknown. Decoding is strict:
+// unknown JSON fields and trailing data are errors, because a node that
+// silently dropped a field would diverge from one that applied it.
+func Decode(b []byte) (CommandType, any, error) {
+	if len(b) == 0 {
+		return 0, nil, errors.New("consensus: decode: empty entry")
+	}
+	t := CommandType(b[0])
+	dec, ok := decoders[t&^IgnoreUnknown]
+	if !ok {
+		return t, nil, fmt.Errorf("consensus: decode: %w %d", ErrUnknownCommand, uint8(t))
+	}
+	cmd, err := dec(b[1:])
+	if err != nil {
+		return t, nil, fmt.Errorf("consensus: decode %s: %w", t, err)
+	}
+	return t, cmd, nil
+}
+
+func decodeAs[T any](payload []byte) (any, error) {
+	var v T
+	if err := decodeStrict(payload, &v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}

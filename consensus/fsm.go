@@ -1,0 +1,229 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+
+	"mirrord/consensus/state"
+)
+
+var _ raft.FSM = (*FSM)(nil)
+
+// FSM is mirrord's raft state machine. raft calls Apply, Snapshot and
+// Restore from one goroutine; State and Subscribe are safe from any
+// goroutine.
+type FSM struct {
+	logger *slog.Logger
+	state  atomic.Pointer[state.State]
+
+	mu   sync.Mutex
+	subs map[*subscription]struct{}
+}
+
+// NewFSM returns an FSM holding an empty state. A nil logger discards.
+func NewFSM(logger *slog.Logger) *FSM {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := &FSM{logger: logger, subs: map[*subscription]struct{}{}}
+	f.state.Store(state.Empty())
+	return f
+}
+
+// State returns the current state. It never blocks; the value is
+// immutable and must not be modified.
+func (f *FSM) State() *state.State { return f.state.Load() }
+
+// applyFunc applies one decoded command to s at index and returns the
+// new state, or a business error.
+type applyFunc func(s *state.State, index uint64, cmd any) (*state.State, error)
+
+// applyTable dispatches each known CommandType to its applyX. Every
+// type in decoders must have an entry (checked by a test).
+var applyTable = map[CommandType]applyFunc{
+	TypeAppCreate:       applyAppCreate,
+	TypeReleaseCreate:   applyReleaseCreate,
+	TypeReleaseDelete:   applyReleaseDelete,
+	TypeChannelSet:      applyChannelSet,
+	TypeChannelRollback: applyChannelRollback,
+	TypeChannelDelete:   applyChannelDelete,
+	TypeDeviceSet:       applyDeviceSet,
+	TypeDeviceUnset:     applyDeviceUnset,
+}
+
+// Apply implements raft.FSM. On success it returns the new *state.State
+// (the state right after this entry); a business error is returned as a
+// *Error value and leaves the content unchanged. Both advance the
+// state's Index to the entry's index. Entries that are not commands
+// return nil. An entry that cannot be decoded panics: skipping it would
+// let this node diverge from the others.
+func (f *FSM) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	cur := f.state.Load()
+	typ, cmd, err := Decode(l.Data)
+	if err != nil {
+		if errors.Is(err, ErrUnknownCommand) && typ&IgnoreUnknown != 0 {
+			f.logger.Warn("skipping unknown command",
+				"type", uint8(typ), "index", l.Index)
+			f.publish(cur.WithIndex(l.Index))
+			return nil
+		}
+		panic(fmt.Sprintf("consensus: committed entry %d cannot be "+
+			"applied: %v", l.Index, err))
+	}
+	next, err := applyTable[typ&^IgnoreUnknown](cur, l.Index, cmd)
+	if err != nil {
+		var be *Error
+		if !errors.As(err, &be) {
+			// The state methods only return *Error; anything else is a
+			// programming error that would make replicas disagree.
+			panic(fmt.Sprintf("consensus: entry %d (%s): unexpected "+
+				"error: %v", l.Index, typ, err))
+		}
+		f.logger.Debug("command rejected", "type", typ.String(),
+			"index", l.Index, "code", be.Code, "error", be.Msg)
+		f.publish(cur.WithIndex(l.Index))
+		return be
+	}
+	f.publish(next)
+	return next
+}
+
+func applyAppCreate(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(AppCreate)
+	return s.CreateApp(index, state.App{
+		ID:        c.ID,
+		PublicKey: c.PublicKey,
+		KeyID:     c.KeyID,
+		CreatedAt: c.CreatedAt,
+	})
+}
+
+func applyReleaseCreate(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(ReleaseCreate)
+	return s.CreateRelease(index, c.Release, c.Channel)
+}
+
+func applyReleaseDelete(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(ReleaseDelete)
+	return s.DeleteRelease(index, c.App, c.Version)
+}
+
+func applyChannelSet(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(ChannelSet)
+	return s.SetChannel(index, c.App, c.Name, c.CreatedAt, c.Patch())
+}
+
+func applyChannelRollback(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(ChannelRollback)
+	return s.RollbackChannel(index, c.App, c.Name)
+}
+
+func applyChannelDelete(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(ChannelDelete)
+	return s.DeleteChannel(index, c.App, c.Name)
+}
+
+func applyDeviceSet(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(DeviceSet)
+	return s.SetDevice(index, c.App, c.DeviceID, c.Channel)
+}
+
+func applyDeviceUnset(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(DeviceUnset)
+	return s.UnsetDevice(index, c.App, c.DeviceID)
+}
+
+// Snapshot implements raft.FSM. It only captures the current immutable
+// state; Persist writes it while Apply goes on.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{state: f.state.Load()}, nil
+}
+
+// Restore implements raft.FSM. It decodes a whole new state from the
+// snapshot, then swaps it in; on error the current state is kept.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	s, err := ReadSnapshot(rc)
+	if err != nil {
+		return err
+	}
+	f.publish(s)
+	f.logger.Info("restored state from snapshot", "index", s.Index,
+		"apps", len(s.Apps))
+	return nil
+}
+
+type fsmSnapshot struct{ state *state.State }
+
+// Persist implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := WriteSnapshot(sink, s.state); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// Release implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Release() {}
+
+// subscriptionBuffer is how many index notifications a subscriber may
+// fall behind before the oldest are dropped.
+const subscriptionBuffer = 16
+
+type subscription struct{ ch chan uint64 }
+
+// Subscribe returns a channel that receives the state index after each
+// applied entry and restore, and a cancel function that closes it. The
+// channel is buffered and never blocks the FSM: when the subscriber
+// falls behind, the oldest notifications are dropped, so a receiver
+// should read State() rather than count notifications. The last index
+// sent is always the newest.
+func (f *FSM) Subscribe() (<-chan uint64, func()) {
+	sub := &subscription{ch: make(chan uint64, subscriptionBuffer)}
+	f.mu.Lock()
+	f.subs[sub] = struct{}{}
+	f.mu.Unlock()
+	var once sync.Once
+	return sub.ch, func() {
+		once.Do(func() {
+			f.mu.Lock()
+			delete(f.subs, sub)
+			close(sub.ch)
+			f.mu.Unlock()
+		})
+	}
+}
+
+// publish makes s the current state and notifies subscribers.
+func (f *FSM) publish(s *state.State) {
+	f.state.Store(s)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for sub := range f.subs {
+		select {
+		case sub.ch <- s.Index:
+			continue
+		default:
+		}
+		// Full: drop the oldest. Only publish sends, under f.mu, so
+		// after one receive there is room.
+		select {
+		case <-sub.ch:
+		default:
+		}
+		select {
+		case sub.ch <- s.Index:
+		default:
+		}
+	}
+}

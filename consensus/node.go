@@ -1,0 +1,520 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+
+	"mirrord/consensus/state"
+)
+
+// Config configures a Node. Zero durations and thresholds mean raft's
+// defaults (see raft.DefaultConfig), except that a defaulted
+// LeaderLeaseTimeout is lowered to HeartbeatTimeout and a defaulted
+// ElectionTimeout is raised to HeartbeatTimeout when needed.
+type Config struct {
+	// NodeID is the raft server id; it must be stable across restarts.
+	NodeID string
+	// Dir holds the raft log (Dir/wal) and snapshots (Dir/snapshots).
+	Dir string
+	// Bootstrap makes a node without existing raft state form a new
+	// single-voter cluster. It is ignored when state exists.
+	Bootstrap bool
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// SnapshotThreshold is how many log entries since the last snapshot
+	// trigger a new one; SnapshotInterval is how often that is checked.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	// TrailingLogs is how many log entries are kept after a snapshot;
+	// a follower further behind than that catches up from the snapshot.
+	TrailingLogs uint64
+
+	// Logger receives consensus and raft logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the settings mirrord runs with. The timeouts are
+// half of raft's defaults so that a new leader is elected well within
+// the 3 s failover budget; NodeID and Dir must still be set.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		SnapshotThreshold:  8192,
+		SnapshotInterval:   2 * time.Minute,
+		TrailingLogs:       10240,
+	}
+}
+
+// Validate reports the first problem with c.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return errors.New("consensus: config: node id is empty")
+	case c.Dir == "":
+		return errors.New("consensus: config: dir is empty")
+	case c.HeartbeatTimeout < 0, c.ElectionTimeout < 0,
+		c.LeaderLeaseTimeout < 0, c.CommitTimeout < 0,
+		c.SnapshotInterval < 0:
+		return errors.New("consensus: config: negative duration")
+	}
+	if err := raft.ValidateConfig(c.raftConfig()); err != nil {
+		return fmt.Errorf("consensus: config: %w", err)
+	}
+	return nil
+}
+
+// raftConfig returns the raft configuration for c, without a logger.
+func (c Config) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.NodeID)
+	if c.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = c.HeartbeatTimeout
+	}
+	if c.ElectionTimeout > 0 {
+		rc.ElectionTimeout = c.ElectionTimeout
+	} else if rc.ElectionTimeout < rc.HeartbeatTimeout {
+		rc.ElectionTimeout = rc.HeartbeatTimeout
+	}
+	if c.LeaderLeaseTimeout > 0 {
+		rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
+	} else if rc.LeaderLeaseTimeout > rc.HeartbeatTimeout {
+		rc.LeaderLeaseTimeout = rc.HeartbeatTimeout
+	}
+	if c.CommitTimeout > 0 {
+		rc.CommitTimeout = c.CommitTimeout
+	}
+	if c.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = c.SnapshotThreshold
+	}
+	if c.SnapshotInterval > 0 {
+		rc.SnapshotInterval = c.SnapshotInterval
+	}
+	if c.TrailingLogs > 0 {
+		rc.TrailingLogs = c.TrailingLogs
+	}
+	return rc
+}
+
+// Stores lets a caller supply raft's stores instead of the on-disk
+// ones (tests use raft.NewInmemStore). Log and Stable must be both set
+// or both nil. Stores passed in are not closed by Node.Close.
+type Stores struct {
+	Log       raft.LogStore
+	Stable    raft.StableStore
+	Snapshots raft.SnapshotStore
+}
+
+// snapshotRetain is how many snapshots the file store keeps.
+const snapshotRetain = 3
+
+// defaultApplyTimeout bounds how long Apply waits to enqueue a command
+// when ctx has no deadline.
+const defaultApplyTimeout = 10 * time.Second
+
+// Node is one raft member (voter or non-voter) holding the replicated
+// state. Its methods are safe for concurrent use.
+type Node struct {
+	cfg     Config
+	logger  *slog.Logger
+	raft    *raft.Raft
+	fsm     *FSM
+	closers []io.Closer
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts a node whose raft log and stable store are a raft-wal in
+// cfg.Dir/wal and whose snapshots are files in cfg.Dir/snapshots. The
+// transport is owned by the caller, who closes it after Node.Close.
+func Open(cfg Config, trans raft.Transport) (*Node, error) {
+	return OpenWith(cfg, trans, Stores{})
+}
+
+// OpenWith is Open with caller-supplied stores; nil stores are opened
+// under cfg.Dir as in Open.
+func OpenWith(cfg Config, trans raft.Transport, st Stores) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if trans == nil {
+		return nil, errors.New("consensus: open: nil transport")
+	}
+	if (st.Log == nil) != (st.Stable == nil) {
+		return nil, errors.New("consensus: open: log and stable stores " +
+			"must be both set or both nil")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "consensus", "node_id", cfg.NodeID)
+	hlog := newHCLogger(logger)
+
+	n = &Node{cfg: cfg, logger: logger, fsm: NewFSM(logger.With("sub", "fsm"))}
+	defer func() {
+		if err != nil {
+			for _, c := range n.closers {
+				_ = c.Close()
+			}
+		}
+	}()
+
+	if st.Log == nil {
+		walDir := filepath.Join(cfg.Dir, "wal")
+		if err := os.MkdirAll(walDir, 0o700); err != nil {
+			return nil, fmt.Errorf("consensus: open: %w", err)
+		}
+		// raft-wal v0.4.0's Close does not close its meta store, whose
+		// bolt file lock would then make a later Open in this process
+		// wait forever; so the node owns the meta store and closes it
+		// after the WAL.
+		meta := &metadb.BoltMetaDB{}
+		wal, err := raftwal.Open(walDir, raftwal.WithLogger(hlog.Named("wal")),
+			raftwal.WithMetaStore(meta))
+		if err != nil {
+			_ = meta.Close()
+			return nil, fmt.Errorf("consensus: open wal %s: %w", walDir, err)
+		}
+		n.closers = append(n.closers, wal, meta)
+		st.Log, st.Stable = wal, wal
+	}
+	if st.Snapshots == nil {
+		// The file store adds the "snapshots" path element itself.
+		snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir,
+			snapshotRetain, hlog.Named("snapshots"))
+		if err != nil {
+			return nil, fmt.Errorf("consensus: open snapshot store: %w", err)
+		}
+		st.Snapshots = snaps
+	}
+
+	rc := cfg.raftConfig()
+	rc.Logger = hlog.Named("raft")
+	if cfg.Bootstrap {
+		has, err := raft.HasExistingState(st.Log, st.Stable, st.Snapshots)
+		if err != nil {
+			return nil, fmt.Errorf("consensus: open: %w", err)
+		}
+		if !has {
+			boot := raft.Configuration{Servers: []raft.Server{{
+				Suffrage: raft.Voter,
+				ID:       rc.LocalID,
+				Address:  trans.LocalAddr(),
+			}}}
+			if err := raft.BootstrapCluster(rc, st.Log, st.Stable,
+				st.Snapshots, trans, boot); err != nil {
+				return nil, fmt.Errorf("consensus: bootstrap: %w", err)
+			}
+			logger.Info("bootstrapped a new cluster",
+				"address", string(trans.LocalAddr()))
+		}
+	}
+	r, err := raft.NewRaft(rc, n.fsm, st.Log, st.Stable, st.Snapshots, trans)
+	if err != nil {
+		return nil, fmt.Errorf("consensus: start raft: %w", err)
+	}
+	n.raft = r
+	logger.Info("raft started", "address", string(trans.LocalAddr()),
+		"state_index", n.fsm.State().Index)
+	return n, nil
+}
+
+// State returns the current local state without locking or touching
+// raft; it is the view devices are served from, even without a leader.
+func (n *Node) State() *state.State { return n.fsm.State() }
+
+// Subscribe returns notifications of the state index after each
+// applied entry; see FSM.Subscribe.
+func (n *Node) Subscribe() (<-chan uint64, func()) { return n.fsm.Subscribe() }
+
+// Raft returns the underlying raft instance for cluster management.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// Apply proposes cmd and waits until it is committed and applied on this
+// node (which, on the leader, is after the entry was fsynced here and
+// stored by a quorum). On success it returns the *state.State right
+// after the command. A business error is returned as a *Error (use
+// errors.As, or errors.Is with ErrNotFound, ErrConflict, ErrInvalid). On
+// a follower it fails with ErrNotLeader; without any known leader, or
+// when quorum or leadership is lost, with ErrUnavailable. If ctx ends
+// after the command was enqueued, the command may still commit.
+func (n *Node) Apply(ctx context.Context, cmd Command) (any, error) {
+	data, err := Encode(cmd)
+	if err != nil {
+		return nil, err
+	}
+	op := "apply " + cmd.CommandType().String()
+	timeout, err := timeoutFrom(ctx, defaultApplyTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("consensus: %s: %w", op, err)
+	}
+	f := n.raft.Apply(data, timeout)
+	if err := n.wait(ctx, op, f); err != nil {
+		return nil, err
+	}
+	resp := f.Response()
+	if be, ok := resp.(*Error); ok {
+		return nil, be
+	}
+	return resp, nil
+}
+
+// timeoutFrom returns the time left before ctx's deadline, or def.
+func timeoutFrom(ctx context.Context, def time.Duration) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return def, nil
+	}
+	left := time.Until(dl)
+	if left <= 0 {
+		return 0, context.DeadlineExceeded
+	}
+	return left, nil
+}
+
+// wait blocks until f is done or ctx ends, and maps raft's errors.
+func (n *Node) wait(ctx context.Context, op string, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return n.mapErr(op, err)
+	case <-ctx.Done():
+		return fmt.Errorf("consensus: %s: %w", op, ctx.Err())
+	}
+}
+
+// mapErr wraps raft's errors in ErrNotLeader or ErrUnavailable.
+func (n *Node) mapErr(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader):
+		addr, id := n.raft.LeaderWithID()
+		if addr == "" {
+			return fmt.Errorf("%w (%s): no known leader: %w",
+				ErrUnavailable, op, ErrNotLeader)
+		}
+		return fmt.Errorf("%w (%s): leader is %s at %s",
+			ErrNotLeader, op, id, addr)
+	case errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrRaftShutdown),
+		errors.Is(err, raft.ErrEnqueueTimeout),
+		errors.Is(err, raft.ErrAbortedByRestore),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress),
+		errors.Is(err, raft.ErrNotVoter):
+		return fmt.Errorf("%w (%s): %w", ErrUnavailable, op, err)
+	}
+	return fmt.Errorf("consensus: %s: %w", op, err)
+}
+
+// IsLeader reports whether this node is the leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's transport address and server id, or empty
+// strings when no leader is known.
+func (n *Node) Leader() (addr, id string) {
+	a, i := n.raft.LeaderWithID()
+	return string(a), string(i)
+}
+
+// WaitForLeader blocks until a leader is known (this node or another)
+// or ctx ends.
+func (n *Node) WaitForLeader(ctx context.Context) error {
+	obsCh := make(chan raft.Observation, 4)
+	obs := raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(obs)
+	defer n.raft.DeregisterObserver(obs)
+	// The ticker covers a leader elected between the check and the
+	// registration of the observer.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consensus: wait for leader: %w", ctx.Err())
+		case <-obsCh:
+		case <-tick.C:
+		}
+	}
+}
+
+// WaitForIndex blocks until the local state's Index is at least index
+// (for example the Index of a state returned by Apply on the leader) or
+// ctx ends.
+func (n *Node) WaitForIndex(ctx context.Context, index uint64) error {
+	ch, cancel := n.fsm.Subscribe()
+	defer cancel()
+	for n.fsm.State().Index < index {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consensus: wait for index %d: %w", index, ctx.Err())
+		case <-ch:
+		}
+	}
+	return nil
+}
+
+// Server is one member of the raft configuration.
+type Server struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Voter   bool   `json:"voter"`
+}
+
+// NodeStats describes a node for status pages.
+type NodeStats struct {
+	ID string `json:"id"`
+	// State is raft's role: "Leader", "Follower", "Candidate" or
+	// "Shutdown".
+	State    string `json:"state"`
+	Leader   string `json:"leader"`
+	LeaderID string `json:"leader_id"`
+	Term     uint64 `json:"term"`
+	// AppliedIndex is raft's last applied log index; CommitIndex the
+	// last known committed one; LastIndex the last one stored locally.
+	// StateIndex is the Index of State(): the last command entry the
+	// FSM applied. It is behind AppliedIndex when the latest entries
+	// were raft-internal, and may briefly be ahead of it because raft
+	// records AppliedIndex after the FSM returns.
+	AppliedIndex uint64 `json:"applied_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	LastIndex    uint64 `json:"last_index"`
+	StateIndex   uint64 `json:"state_index"`
+	// LastContact is when this follower last heard from the leader;
+	// zero on the leader and before first contact.
+	LastContact time.Time `json:"last_contact"`
+	// Servers is the latest raft configuration, nil if unavailable.
+	Servers []Server `json:"servers"`
+}
+
+// Stats returns a snapshot of the node's raft status.
+func (n *Node) Stats() NodeStats {
+	addr, id := n.raft.LeaderWithID()
+	st := NodeStats{
+		ID:           n.cfg.NodeID,
+		State:        n.raft.State().String(),
+		Leader:       string(addr),
+		LeaderID:     string(id),
+		Term:         n.raft.CurrentTerm(),
+		AppliedIndex: n.raft.AppliedIndex(),
+		CommitIndex:  n.raft.CommitIndex(),
+		LastIndex:    n.raft.LastIndex(),
+		StateIndex:   n.fsm.State().Index,
+	}
+	if !n.IsLeader() {
+		st.LastContact = n.raft.LastContact()
+	}
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			st.Servers = append(st.Servers, Server{
+				ID:      string(s.ID),
+				Address: string(s.Address),
+				Voter:   s.Suffrage == raft.Voter,
+			})
+		}
+	}
+	return st
+}
+
+// AddVoter adds (or promotes) a voting member. It must run on the
+// leader.
+func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
+	timeout, err := timeoutFrom(ctx, defaultApplyTimeout)
+	if err != nil {
+		return fmt.Errorf("consensus: add voter: %w", err)
+	}
+	f := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
+	return n.wait(ctx, "add voter "+id, f)
+}
+
+// AddNonvoter adds a member that follows the log without voting. It
+// must run on the leader.
+func (n *Node) AddNonvoter(ctx context.Context, id, addr string) error {
+	timeout, err := timeoutFrom(ctx, defaultApplyTimeout)
+	if err != nil {
+		return fmt.Errorf("consensus: add nonvoter: %w", err)
+	}
+	f := n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
+	return n.wait(ctx, "add nonvoter "+id, f)
+}
+
+// RemoveServer removes a member. It must run on the leader.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	timeout, err := timeoutFrom(ctx, defaultApplyTimeout)
+	if err != nil {
+		return fmt.Errorf("consensus: remove server: %w", err)
+	}
+	f := n.raft.RemoveServer(raft.ServerID(id), 0, timeout)
+	return n.wait(ctx, "remove server "+id, f)
+}
+
+// Close stops the node: a leader with other voters first hands
+// leadership over (so the cluster does not wait for an election
+// timeout), then raft shuts down and the stores opened by Open are
+// closed. It is idempotent; later calls return the first result. The
+// transport is left to the caller.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if n.IsLeader() && n.otherVoters() {
+			if err := n.raft.LeadershipTransfer().Error(); err != nil {
+				n.logger.Warn("leadership transfer before shutdown failed",
+					"error", err)
+			}
+		}
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("consensus: shutdown raft: %w", err))
+		}
+		for _, c := range n.closers {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("consensus: close store: %w", err))
+			}
+		}
+		n.closeErr = errors.Join(errs...)
+		n.logger.Info("raft stopped")
+	})
+	return n.closeErr
+}
+
+// otherVoters reports whether the configuration has a voter besides
+// this node.
+func (n *Node) otherVoters() bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter && string(s.ID) != n.cfg.NodeID {
+			return true
+		}
+	}
+	return false
+}

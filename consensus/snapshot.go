@@ -1,0 +1,322 @@
+package consensus
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"mirrord/consensus/state"
+)
+
+// Snapshot format, version 1:
+//
+//	"MIRRORD-SNAPSHOT" (16 bytes) | version byte (1)
+//	then records: [RecordType byte][uvarint length][JSON payload]
+//
+// Records come app by app in sorted order: the App record, then its
+// channels (by name), releases (by version) and device overrides (by
+// device id). A single Meta record ends the snapshot; a stream that
+// ends without it is truncated and rejected. JSON payloads are decoded
+// strictly. testdata/snapshot-v1.bin pins the format.
+const (
+	snapshotMagic   = "MIRRORD-SNAPSHOT"
+	snapshotVersion = 1
+	// maxRecordSize bounds one record so a corrupt length cannot make
+	// Restore allocate without limit.
+	maxRecordSize = 64 << 20
+)
+
+// recordType tags a snapshot record. Numbers are never reused; a
+// retired type stays here as a documented constant.
+type recordType uint8
+
+const (
+	recordApp            recordType = 1 // state.App
+	recordChannel        recordType = 2 // channelRecord
+	recordRelease        recordType = 3 // state.Release
+	recordDeviceOverride recordType = 4 // deviceRecord
+	recordMeta           recordType = 5 // metaRecord, always last
+)
+
+type channelRecord struct {
+	App     string        `json:"app"`
+	Channel state.Channel `json:"channel"`
+}
+
+type deviceRecord struct {
+	App      string `json:"app"`
+	DeviceID string `json:"device_id"`
+	Channel  string `json:"channel"`
+}
+
+type metaRecord struct {
+	Index          uint64           `json:"index"`
+	NextChannelIDs map[string]int64 `json:"next_channel_ids"`
+}
+
+// WriteSnapshot writes s to w in the snapshot format. The output is
+// deterministic: equal states give equal bytes.
+func WriteSnapshot(w io.Writer, s *state.State) error {
+	if err := writeSnapshot(w, s); err != nil {
+		return fmt.Errorf("consensus: write snapshot: %w", err)
+	}
+	return nil
+}
+
+func writeSnapshot(w io.Writer, s *state.State) error {
+	bw := bufio.NewWriter(w)
+	sw := &snapshotWriter{w: bw}
+	sw.raw([]byte(snapshotMagic))
+	sw.raw([]byte{snapshotVersion})
+	meta := metaRecord{Index: s.Index, NextChannelIDs: map[string]int64{}}
+	for _, id := range s.AppIDs() {
+		a := s.Apps[id]
+		meta.NextChannelIDs[id] = a.NextChannelID
+		sw.record(recordApp, a.App)
+		for _, name := range a.ChannelNames() {
+			sw.record(recordChannel, channelRecord{App: id, Channel: *a.Channels[name]})
+		}
+		for _, v := range sortedKeys(a.Releases) {
+			sw.record(recordRelease, a.Releases[v])
+		}
+		for _, dev := range sortedKeys(a.Devices) {
+			sw.record(recordDeviceOverride, deviceRecord{
+				App: id, DeviceID: dev, Channel: a.Devices[dev].Channel,
+			})
+		}
+	}
+	sw.record(recordMeta, meta)
+	if sw.err != nil {
+		return sw.err
+	}
+	return bw.Flush()
+}
+
+type snapshotWriter struct {
+	w   *bufio.Writer
+	err error
+}
+
+func (sw *snapshotWriter) raw(b []byte) {
+	if sw.err == nil {
+		_, sw.err = sw.w.Write(b)
+	}
+}
+
+func (sw *snapshotWriter) record(t recordType, v any) {
+	if sw.err != nil {
+		return
+	}
+	payload, err := json.Marshal(v)
+	if err != nil {
+		sw.err = fmt.Errorf("encode record %d: %w", t, err)
+		return
+	}
+	hdr := binary.AppendUvarint([]byte{byte(t)}, uint64(len(payload)))
+	sw.raw(hdr)
+	sw.raw(payload)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// ReadSnapshot decodes a snapshot written by WriteSnapshot into a fresh
+// state. It rejects a bad header, unknown record types, malformed or
+// duplicate records, records of unknown apps and truncated input.
+func ReadSnapshot(r io.Reader) (*state.State, error) {
+	s, err := readSnapshot(r)
+	if err != nil {
+		return nil, fmt.Errorf("consensus: read snapshot: %w", err)
+	}
+	return s, nil
+}
+
+func readSnapshot(r io.Reader) (*state.State, error) {
+	br := bufio.NewReader(r)
+	hdr := make([]byte, len(snapshotMagic)+1)
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	if string(hdr[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, errors.New("not a mirrord snapshot")
+	}
+	if v := hdr[len(snapshotMagic)]; v != snapshotVersion {
+		return nil, fmt.Errorf("unsupported snapshot version %d", v)
+	}
+	sr := &snapshotReader{s: state.Empty()}
+	for n := 0; ; n++ {
+		tb, err := br.ReadByte()
+		if err == io.EOF {
+			if !sr.metaSeen {
+				return nil, errors.New("snapshot truncated: no meta record")
+			}
+			return sr.s, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("record %d: %w", n, err)
+		}
+		if sr.metaSeen {
+			return nil, fmt.Errorf("record %d: data after meta record", n)
+		}
+		size, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, fmt.Errorf("record %d: length: %w", n, noEOF(err))
+		}
+		if size > maxRecordSize {
+			return nil, fmt.Errorf("record %d: length %d too large", n, size)
+		}
+		// Read through a LimitReader so memory grows with the data
+		// actually present, not with the claimed length.
+		payload, err := io.ReadAll(io.LimitReader(br, int64(size)))
+		if err != nil {
+			return nil, fmt.Errorf("record %d: %w", n, err)
+		}
+		if uint64(len(payload)) != size {
+			return nil, fmt.Errorf("record %d: %w", n, io.ErrUnexpectedEOF)
+		}
+		if err := sr.apply(recordType(tb), payload); err != nil {
+			return nil, fmt.Errorf("record %d (type %d): %w", n, tb, err)
+		}
+	}
+}
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// snapshotReader builds a state from records. The state is private to
+// the reader until it is returned, so it is filled in place.
+type snapshotReader struct {
+	s        *state.State
+	metaSeen bool
+}
+
+func (sr *snapshotReader) apply(t recordType, payload []byte) error {
+	switch t {
+	case recordApp:
+		var app state.App
+		if err := decodeStrict(payload, &app); err != nil {
+			return err
+		}
+		if app.ID == "" {
+			return errors.New("app with empty id")
+		}
+		if sr.s.Apps[app.ID] != nil {
+			return fmt.Errorf("duplicate app %q", app.ID)
+		}
+		sr.s.Apps[app.ID] = &state.AppState{
+			App:      app,
+			Channels: map[string]*state.Channel{},
+			Releases: map[string]*state.Release{},
+			Devices:  map[string]state.DeviceOverride{},
+		}
+	case recordChannel:
+		var rec channelRecord
+		if err := decodeStrict(payload, &rec); err != nil {
+			return err
+		}
+		a, err := sr.app(rec.App)
+		if err != nil {
+			return err
+		}
+		c := rec.Channel
+		if c.Name == "" {
+			return errors.New("channel with empty name")
+		}
+		if a.Channels[c.Name] != nil {
+			return fmt.Errorf("duplicate channel %q", c.Name)
+		}
+		if len(c.History) == 0 {
+			c.History = nil
+		}
+		a.Channels[c.Name] = &c
+	case recordRelease:
+		var r state.Release
+		if err := decodeStrict(payload, &r); err != nil {
+			return err
+		}
+		a, err := sr.app(r.App)
+		if err != nil {
+			return err
+		}
+		if r.Version == "" {
+			return errors.New("release with empty version")
+		}
+		if a.Releases[r.Version] != nil {
+			return fmt.Errorf("duplicate release %q", r.Version)
+		}
+		if len(r.Manifest) == 0 {
+			r.Manifest = nil
+		}
+		a.Releases[r.Version] = &r
+	case recordDeviceOverride:
+		var rec deviceRecord
+		if err := decodeStrict(payload, &rec); err != nil {
+			return err
+		}
+		a, err := sr.app(rec.App)
+		if err != nil {
+			return err
+		}
+		if rec.DeviceID == "" {
+			return errors.New("device override with empty id")
+		}
+		if _, ok := a.Devices[rec.DeviceID]; ok {
+			return fmt.Errorf("duplicate device %q", rec.DeviceID)
+		}
+		a.Devices[rec.DeviceID] = state.DeviceOverride{Channel: rec.Channel}
+	case recordMeta:
+		var m metaRecord
+		if err := decodeStrict(payload, &m); err != nil {
+			return err
+		}
+		for id, next := range m.NextChannelIDs {
+			a, err := sr.app(id)
+			if err != nil {
+				return err
+			}
+			a.NextChannelID = next
+		}
+		sr.s.Index = m.Index
+		sr.metaSeen = true
+	default:
+		return errors.New("unknown record type")
+	}
+	return nil
+}
+
+func (sr *snapshotReader) app(id string) (*state.AppState, error) {
+	a := sr.s.Apps[id]
+	if a == nil {
+		return nil, fmt.Errorf("record for unknown app %q", id)
+	}
+	return a, nil
+}
+
+// decodeStrict decodes one JSON value, rejecting unknown fields and
+// trailing data.
+func decodeStrict(payload []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(payload))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return errors.New("trailing data after JSON value")
+	}
+	return nil
+}

@@ -37,3 +37,20 @@ func TestEnsureNodeID(t *testing.T) {
 		t.Fatalf("%q %q", a, b)
 	}
 }
+
+func TestLockDataDir(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := LockDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockDataDir(dir); err == nil {
+		t.Fatal("second lock succeeded")
+	}
+	unlock()
+	u2, err := LockDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2()
+}

@@ -73,6 +73,11 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	unlock, err := node.LockDataDir(data)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	token, created, err := node.EnsureToken(data)
 	if err != nil {
 		return err

@@ -109,7 +109,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	ccfg.NodeID = nodeID
 	ccfg.Dir = filepath.Join(data, "raft")
 	ccfg.Bootstrap = true
-	ccfg.Logger = log.With("component", "consensus")
+	ccfg.Logger = log
 	if cfg.Raft.HeartbeatTimeout > 0 {
 		ccfg.HeartbeatTimeout = time.Duration(cfg.Raft.HeartbeatTimeout)
 	}

@@ -38,6 +38,12 @@ type Node struct {
 	// PublicURL is the base URL devices reach this node at; it prefixes
 	// every download URL. Empty: the Host header of each request.
 	PublicURL string `yaml:"public_url"`
+	// P2P are the libp2p listen multiaddrs (raft and block exchange share
+	// them). Empty: TCP and QUIC on all interfaces, port 4001.
+	P2P []string `yaml:"p2p"`
+	// PSKFile names a file holding a 64-hex-character private network
+	// key; peers without the same key cannot connect. Empty: none.
+	PSKFile string `yaml:"psk_file"`
 }
 
 // Limits bound what clients may send.
@@ -69,7 +75,7 @@ type Raft struct {
 func Default() Config {
 	return Config{
 		Version: 1,
-		Node:    Node{Data: "./mirrord-data", HTTP: "127.0.0.1:8080"},
+		Node:    Node{Data: "./mirrord-data", HTTP: "127.0.0.1:8080", P2P: []string{}},
 		Limits:  Limits{MaxRequestBytes: 1 << 20, MaxUploadBytes: 2 << 30},
 		Stats:   Stats{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, FlushInterval: Duration(time.Second)},
 		Raft:    Raft{SnapshotThreshold: 8192, SnapshotInterval: Duration(2 * time.Minute)},

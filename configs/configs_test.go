@@ -2,6 +2,7 @@ package configs
 
 import (
 	"io/fs"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -25,7 +26,7 @@ func TestSingleNodeIsDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c != Default() {
+	if !reflect.DeepEqual(c, Default()) {
 		t.Fatalf("single-node.yaml differs from Default():\n%+v\n%+v", c, Default())
 	}
 }
@@ -44,7 +45,7 @@ func TestParseErrors(t *testing.T) {
 			t.Errorf("%q: got %v, want error containing %q and the file name", tc.doc, err, tc.want)
 		}
 	}
-	if c, err := Parse("empty.yaml", nil); err != nil || c != Default() {
+	if c, err := Parse("empty.yaml", nil); err != nil || !reflect.DeepEqual(c, Default()) {
 		t.Errorf("empty file: %v %+v", err, c)
 	}
 }

@@ -68,7 +68,8 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.NoTransports,
-		libp2p.Transport(tcp.NewTCPTransport),
+		// No SO_REUSEPORT: two nodes must never share a listen port.
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.ConnectionManager(cm),
 	}
 	if useQUIC {

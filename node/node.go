@@ -41,28 +41,6 @@ func EnsureToken(dir string) (token string, created bool, err error) {
 	return t, true, nil
 }
 
-// EnsureNodeID returns the node's persistent id from dir/node-id,
-// creating a random one on first start.
-func EnsureNodeID(dir string) (string, error) {
-	p := filepath.Join(dir, "node-id")
-	b, err := os.ReadFile(p)
-	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b)), nil
-	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("node: read node id: %w", err)
-	}
-	id, err := randomHex(8)
-	if err != nil {
-		return "", err
-	}
-	id = "node-" + id
-	if err := writeFileAtomic(p, []byte(id+"\n"), 0o644); err != nil {
-		return "", fmt.Errorf("node: write node id: %w", err)
-	}
-	return id, nil
-}
-
 func randomHex(n int) (string, error) {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {

@@ -26,18 +26,6 @@ func TestEnsureToken(t *testing.T) {
 	}
 }
 
-func TestEnsureNodeID(t *testing.T) {
-	dir := t.TempDir()
-	a, err := EnsureNodeID(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := EnsureNodeID(dir)
-	if a != b || a == "" {
-		t.Fatalf("%q %q", a, b)
-	}
-}
-
 func TestLockDataDir(t *testing.T) {
 	dir := t.TempDir()
 	unlock, err := LockDataDir(dir)

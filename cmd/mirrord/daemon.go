@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,9 +12,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
-
-	"github.com/hashicorp/raft"
 
 	"mirrord/configs"
 	"mirrord/consensus"
@@ -32,10 +32,19 @@ func init() {
 		fs.String("http", "", "HTTP listen `addr` for devices and admin (overrides node.http)")
 		fs.String("public-url", "", "base `URL` devices use to reach this node (overrides node.public_url)")
 		fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+		fs.Func("p2p", "libp2p listen `multiaddr`, repeatable (default TCP and QUIC on all interfaces, port 4001)", func(v string) error {
+			p2pFlags = append(p2pFlags, v)
+			return nil
+		})
+		fs.String("psk-file", "", "private network key `file` (64 hex chars); peers without it cannot connect")
 	}
 }
 
+// p2pFlags collects the repeatable --p2p flag of serve.
+var p2pFlags []string
+
 func cmdServe(ctx context.Context, env *cmdEnv) error {
+	defer func() { p2pFlags = nil }()
 	if err := env.needArgs(0, "no arguments"); err != nil {
 		return err
 	}
@@ -54,6 +63,12 @@ func cmdServe(ctx context.Context, env *cmdEnv) error {
 	}
 	if v := flagString(env.fs, "public-url"); v != "" {
 		cfg.Node.PublicURL = v
+	}
+	if len(p2pFlags) > 0 {
+		cfg.Node.P2P = p2pFlags
+	}
+	if v := flagString(env.fs, "psk-file"); v != "" {
+		cfg.Node.PSKFile = v
 	}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
@@ -82,11 +97,12 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	if err != nil {
 		return err
 	}
-	nodeID, err := node.EnsureNodeID(data)
-	if err != nil {
-		return err
+	var psk []byte
+	if cfg.Node.PSKFile != "" {
+		if psk, err = readPSK(cfg.Node.PSKFile); err != nil {
+			return err
+		}
 	}
-
 	// Start order: stores, consensus, HTTP. Stop in reverse.
 	store, err := content.OpenStore(filepath.Join(data, "blocks"))
 	if err != nil {
@@ -102,9 +118,24 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	}
 	defer closeLogged(log, "stats log", stats.Close)
 
-	// A single node needs no network transport for raft yet: the node is
-	// its only voter. The cluster work replaces this with a libp2p one.
-	_, trans := raft.NewInmemTransport(raft.ServerAddress(nodeID))
+	// One libp2p host per node: raft (and later block exchange) share it.
+	h, err := node.NewHost(node.HostConfig{Dir: data, Listen: cfg.Node.P2P, PSK: psk})
+	if err != nil && len(cfg.Node.P2P) == 0 {
+		// The default port is taken: a node without peers still works on
+		// any port, so say so and carry on.
+		log.Warn("default p2p port busy; listening on a random port (use --p2p to choose)", "port", node.DefaultP2PPort, "err", err)
+		h, err = node.NewHost(node.HostConfig{Dir: data, Listen: []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}, PSK: psk})
+	}
+	if err != nil {
+		return err
+	}
+	defer closeLogged(log, "libp2p host", h.Close)
+	nodeID := h.ID().String()
+	trans, err := node.NewRaftTransport(h, 10*time.Second, slogWriter{log})
+	if err != nil {
+		return err
+	}
+	defer closeLogged(log, "raft transport", trans.Close)
 	ccfg := consensus.DefaultConfig()
 	ccfg.NodeID = nodeID
 	ccfg.Dir = filepath.Join(data, "raft")
@@ -173,7 +204,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	if created {
 		log.Info("created admin token", "file", tokenPath)
 	}
-	log.Info("mirrord node ready", "http", "http://"+addr, "node", nodeID, "data", data, "admin_token_file", tokenPath)
+	log.Info("mirrord node ready", "http", "http://"+addr, "node", nodeID, "data", data, "admin_token_file", tokenPath, "p2p", fmt.Sprint(h.Addrs()))
 	if ready != nil {
 		ready <- addr
 	}
@@ -190,6 +221,27 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 		log.Warn("http shutdown", "err", err)
 	}
 	return nil
+}
+
+// readPSK reads a private network key: 64 hex characters.
+func readPSK(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("psk file: %w", err)
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) != 32 {
+		return nil, fmt.Errorf("psk file %s: want 64 hex characters (make one with `openssl rand -hex 32`)", path)
+	}
+	return k, nil
+}
+
+// slogWriter sends raft transport log lines to slog at debug level.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Debug(strings.TrimSpace(string(p)), "component", "raft-transport")
+	return len(p), nil
 }
 
 func closeLogged(log *slog.Logger, what string, fn func() error) {

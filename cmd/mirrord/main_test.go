@@ -64,6 +64,7 @@ func startNode(t *testing.T, data string) *testNode {
 	cfg := configs.Default()
 	cfg.Node.Data = data
 	cfg.Node.HTTP = "127.0.0.1:0"
+	cfg.Node.P2P = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.Stats.FlushInterval = configs.Duration(50 * time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
@@ -165,7 +166,7 @@ var readyRe = regexp.MustCompile(`http=(http://127\.0\.0\.1:\d+)`)
 // child process (the test binary acting as mirrord).
 func startProc(t *testing.T, data string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--data", data, "--http", "127.0.0.1:0")
+	cmd := exec.Command(os.Args[0], "serve", "--data", data, "--http", "127.0.0.1:0", "--p2p", "/ip4/127.0.0.1/tcp/0")
 	cmd.Env = append(os.Environ(), "MIRRORD_TEST_AS_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

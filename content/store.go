@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
@@ -33,10 +34,15 @@ var ErrCorrupt = errors.New("content: stored block does not match its CID")
 // blockstore on a flatfs datastore under a directory. Every block is
 // verified against its CID when read.
 type Store struct {
-	ds    *flatfs.Datastore
-	bs    blockstore.Blockstore
-	bserv blockservice.BlockService
-	dag   ipld.DAGService
+	// cacheDir holds whole objects assembled from verified blocks
+	// (named by CID), so downloads can use sendfile. See OpenCached.
+	cacheDir string
+	filling  sync.Map // cid string -> struct{}: materializations running
+	wg       sync.WaitGroup
+	ds       *flatfs.Datastore
+	bs       blockstore.Blockstore
+	bserv    blockservice.BlockService
+	dag      ipld.DAGService
 }
 
 // OpenStore opens (creating if needed) the block store in dir. Writes are
@@ -50,7 +56,10 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("content: open flatfs %s: %w", dir, err)
 	}
 	bs := &blockstore.ValidatingBlockstore{Blockstore: blockstore.NewBlockstore(fds, blockstore.NoPrefix())}
-	s := &Store{ds: fds, bs: bs}
+	s := &Store{ds: fds, bs: bs, cacheDir: dir + "-cache"}
+	if err := os.MkdirAll(s.cacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("content: create cache dir: %w", err)
+	}
 	s.setExchange(offline.Exchange(bs))
 	return s, nil
 }
@@ -65,6 +74,7 @@ func (s *Store) Blockstore() blockstore.Blockstore { return s.bs }
 
 // Close closes the datastore.
 func (s *Store) Close() error {
+	s.wg.Wait()
 	if err := s.bserv.Close(); err != nil {
 		return fmt.Errorf("content: close blockservice: %w", err)
 	}
@@ -165,6 +175,76 @@ func (f *file) diagnose(err error) error {
 		return fmt.Errorf("%w: a block of %s is missing", ErrNotFound, f.c)
 	}
 	return mapErr(f.c, err)
+}
+
+// OSFile is implemented by files backed by one plain file on disk, so
+// that HTTP can hand them to sendfile.
+type OSFile interface {
+	OSFile() *os.File
+}
+
+type cachedFile struct {
+	*os.File
+	size uint64
+}
+
+func (f cachedFile) Size() uint64     { return f.size }
+func (f cachedFile) OSFile() *os.File { return f.File }
+
+// OpenCached opens an object for serving. When the object was assembled
+// into the cache before, it returns that file (an OSFile); otherwise it
+// serves from the blocks, verifying each, and assembles the cache copy in
+// the background. The cache copy is written only from blocks that were
+// verified against their CIDs, fsynced, and renamed into place, so it is
+// either complete and correct at creation or absent.
+func (s *Store) OpenCached(ctx context.Context, c cid.Cid) (File, error) {
+	p := filepath.Join(s.cacheDir, c.String())
+	if f, err := os.Open(p); err == nil {
+		info, err := f.Stat()
+		if err == nil {
+			return cachedFile{File: f, size: uint64(info.Size())}, nil
+		}
+		f.Close()
+	}
+	f, err := s.Open(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if _, busy := s.filling.LoadOrStore(c.String(), struct{}{}); !busy {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.filling.Delete(c.String())
+			_ = s.materialize(c, p)
+		}()
+	}
+	return f, nil
+}
+
+func (s *Store) materialize(c cid.Cid, p string) error {
+	ctx := context.Background()
+	src, err := s.Open(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(s.cacheDir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, src); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
 }
 
 // Complete reports whether every block of the object rooted at c is in

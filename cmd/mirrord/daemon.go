@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"mirrord/configs"
 	"mirrord/consensus"
 	"mirrord/content"
@@ -159,11 +161,18 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	}
 	defer closeLogged(log, "consensus", cons.Close)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = cons.WaitForLeader(wctx)
-	cancel()
-	if err != nil {
+	defer cancel()
+	if err := cons.WaitForLeader(wctx); err != nil {
 		return fmt.Errorf("waiting for raft leader: %w", err)
 	}
+	// After a restart raft restores the last snapshot and re-applies the
+	// logged entries only once the leader commits in its new term: serve
+	// nothing until the state has caught up with the whole log, or a
+	// device could see a release half-restored.
+	if err := waitApplied(wctx, cons.Raft()); err != nil {
+		return fmt.Errorf("waiting for the raft log to be applied: %w", err)
+	}
+	cancel()
 
 	mux := http.NewServeMux()
 	httpapi.New(httpapi.Config{PublicURL: cfg.Node.PublicURL, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes)},
@@ -219,6 +228,23 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	defer scancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
+	}
+	return nil
+}
+
+// waitApplied waits until raft has applied every entry of its log as it
+// stood when called (raft's own index: no-op and configuration entries
+// never reach the FSM).
+func waitApplied(ctx context.Context, r *raft.Raft) error {
+	target := r.LastIndex()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for r.AppliedIndex() < target {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("applied %d of %d: %w", r.AppliedIndex(), target, ctx.Err())
+		case <-t.C:
+		}
 	}
 	return nil
 }

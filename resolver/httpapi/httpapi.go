@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -30,7 +31,7 @@ type StateSource interface {
 
 // Objects opens stored objects by CID.
 type Objects interface {
-	Open(ctx context.Context, c cid.Cid) (content.File, error)
+	OpenCached(ctx context.Context, c cid.Cid) (content.File, error)
 }
 
 // StatsSink keeps device events. Each event is one JSON object.
@@ -61,6 +62,7 @@ type API struct {
 	stats     StatsSink
 	overrides Overrides
 	log       *slog.Logger
+	cache     atomic.Pointer[answerCache]
 }
 
 // New returns the device API. overrides may be nil (then old plugins'
@@ -185,12 +187,48 @@ func (a *API) handleUpdates(w http.ResponseWriter, r *http.Request) {
 	case d.Revert || d.Release == nil:
 		writeJSON(w, http.StatusOK, map[string]string{"version": state.Builtin})
 	default:
-		writeJSON(w, http.StatusOK, a.success(r, d.Release))
+		a.writeSuccess(w, r, st, d.Release)
 	}
 }
 
-func (a *API) success(r *http.Request, rel *state.Release) successBody {
+// answerCache keeps the encoded success answers of one state snapshot: a
+// success body depends only on the release and the base URL, so most
+// checks reuse the bytes instead of encoding them again.
+type answerCache struct {
+	st      *state.State
+	answers sync.Map // base URL + "\x00" + version -> []byte
+	n       atomic.Int64
+}
+
+// maxCachedAnswers bounds the cache (distinct Host headers could grow it).
+const maxCachedAnswers = 4096
+
+func (a *API) writeSuccess(w http.ResponseWriter, r *http.Request, st *state.State, rel *state.Release) {
+	c := a.cache.Load()
+	if c == nil || c.st != st {
+		c = &answerCache{st: st}
+		a.cache.Store(c)
+	}
 	base := a.baseURL(r)
+	key := base + "\x00" + rel.App + "\x00" + rel.Version
+	if b, ok := c.answers.Load(key); ok {
+		writeRaw(w, http.StatusOK, b.([]byte))
+		return
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(a.successFor(base, rel)); err != nil {
+		writeJSON(w, http.StatusInternalServerError, errBody("internal", "cannot encode answer"))
+		return
+	}
+	if c.n.Add(1) <= maxCachedAnswers {
+		c.answers.Store(key, buf.Bytes())
+	}
+	writeRaw(w, http.StatusOK, buf.Bytes())
+}
+
+func (a *API) successFor(base string, rel *state.Release) successBody {
 	b := successBody{
 		Version:    rel.Version,
 		URL:        base + "/dl/" + rel.ZipCID + "/" + url.PathEscape(zipName(rel)),
@@ -390,7 +428,7 @@ func (a *API) handleDownload(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad object id", http.StatusBadRequest)
 		return
 	}
-	f, err := a.objects.Open(r.Context(), c)
+	f, err := a.objects.OpenCached(r.Context(), c)
 	if err != nil {
 		if errors.Is(err, content.ErrNotFound) {
 			http.Error(w, "object not found on this node", http.StatusNotFound)
@@ -406,7 +444,11 @@ func (a *API) handleDownload(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.Set("Content-Type", contentType(r.PathValue("name")))
 	h.Set("X-Content-Type-Options", "nosniff")
-	http.ServeContent(w, r, "", zeroTime, f)
+	var rs io.ReadSeeker = f
+	if of, ok := f.(content.OSFile); ok {
+		rs = of.OSFile() // a plain *os.File lets net/http use sendfile
+	}
+	http.ServeContent(w, r, "", zeroTime, rs)
 }
 
 func contentType(name string) string {

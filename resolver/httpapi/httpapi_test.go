@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"mirrord/consensus/state"
 	"mirrord/content"
@@ -397,4 +398,32 @@ func FuzzChannelQuery(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDownloadFromAssembledCopy checks that once an object was assembled
+// into the cache, downloads (full and ranged) still give the exact bytes.
+func TestDownloadFromAssembledCopy(t *testing.T) {
+	f := newFixture(t, 1<<20+5)
+	path := "/dl/" + f.rel.ZipCID + "/1.0.1.zip"
+	if w := f.do("GET", path, ""); !bytes.Equal(w.Body.Bytes(), f.zip) {
+		t.Fatal("first download differs")
+	}
+	cached := filepath.Join(f.dir+"-cache", f.rel.ZipCID)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(cached); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("assembled copy not written within 10s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
+	}
+	if w := f.do("GET", path, ""); w.Code != 200 || !bytes.Equal(w.Body.Bytes(), f.zip) {
+		t.Fatalf("download from the assembled copy: %d", w.Code)
+	}
+	w := f.do("GET", path, "", "Range", "bytes=1000-1999")
+	if w.Code != 206 || !bytes.Equal(w.Body.Bytes(), f.zip[1000:2000]) || w.Header().Get("ETag") != `"`+f.rel.ZipCID+`"` {
+		t.Fatalf("range from the assembled copy: %d %v", w.Code, w.Header())
+	}
 }

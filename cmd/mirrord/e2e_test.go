@@ -148,7 +148,6 @@ func TestCapgoVectorsEndToEnd(t *testing.T) {
 
 	// A device without the public key must not get an encrypted bundle.
 	nokey := newDevice(t, n, app, nil)
-	nokey.PluginVersion = "8.51.23"
 	ans, _, _ = nokey.Check(context.Background())
 	if ans["error"] != "key_id_mismatch" || ans["kind"] != "blocked" {
 		t.Fatalf("device without key: %v", ans)

@@ -56,7 +56,6 @@ type cmdEnv struct {
 	args   []string
 	stdout io.Writer
 	stderr io.Writer
-	// setup adds the command's flags before parsing.
 }
 
 var commands []command

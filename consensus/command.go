@@ -31,6 +31,10 @@ const (
 	TypeChannelDelete   CommandType = 6
 	TypeDeviceSet       CommandType = 7
 	TypeDeviceUnset     CommandType = 8
+	TypeNodeSet         CommandType = 9
+	TypeNodeDelete      CommandType = 10
+	TypeAdminTokenAdd   CommandType = 11
+	TypeJoinTokenAdd    CommandType = 12
 )
 
 // String returns the command's name, for logs.
@@ -54,6 +58,10 @@ var commandNames = map[CommandType]string{
 	TypeChannelDelete:   "ChannelDelete",
 	TypeDeviceSet:       "DeviceSet",
 	TypeDeviceUnset:     "DeviceUnset",
+	TypeNodeSet:         "NodeSet",
+	TypeNodeDelete:      "NodeDelete",
+	TypeAdminTokenAdd:   "AdminTokenAdd",
+	TypeJoinTokenAdd:    "JoinTokenAdd",
 }
 
 // Command is implemented by every command struct of this package; the
@@ -160,6 +168,45 @@ type DeviceUnset struct {
 	DeviceID string `json:"device_id"`
 }
 
+// NodeSet records a cluster node (its peer id, multiaddrs and HTTP
+// URL). JoinedAt (unix ms, set by the proposer) is kept from the old
+// record when zero.
+type NodeSet struct {
+	Node state.NodeInfo `json:"node"`
+}
+
+// NodeDelete forgets a node that left the cluster.
+type NodeDelete struct {
+	ID string `json:"id"`
+}
+
+// AdminTokenAdd authorizes an admin token on every node. Only its
+// SHA-256 digest (lowercase hex) is replicated.
+type AdminTokenAdd struct {
+	Digest    string `json:"digest"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+// JoinTokenAdd creates a join token (by digest) valid until ExpiresAt;
+// CreatedAt is the proposer's clock, used to drop expired tokens.
+type JoinTokenAdd struct {
+	Digest    string `json:"digest"`
+	CreatedAt int64  `json:"created_at"`
+	ExpiresAt int64  `json:"expires_at"`
+}
+
+// CommandType implements Command.
+func (NodeSet) CommandType() CommandType { return TypeNodeSet }
+
+// CommandType implements Command.
+func (NodeDelete) CommandType() CommandType { return TypeNodeDelete }
+
+// CommandType implements Command.
+func (AdminTokenAdd) CommandType() CommandType { return TypeAdminTokenAdd }
+
+// CommandType implements Command.
+func (JoinTokenAdd) CommandType() CommandType { return TypeJoinTokenAdd }
+
 // CommandType implements Command.
 func (AppCreate) CommandType() CommandType { return TypeAppCreate }
 
@@ -195,6 +242,10 @@ var decoders = map[CommandType]func([]byte) (any, error){
 	TypeChannelDelete:   decodeAs[ChannelDelete],
 	TypeDeviceSet:       decodeAs[DeviceSet],
 	TypeDeviceUnset:     decodeAs[DeviceUnset],
+	TypeNodeSet:         decodeAs[NodeSet],
+	TypeNodeDelete:      decodeAs[NodeDelete],
+	TypeAdminTokenAdd:   decodeAs[AdminTokenAdd],
+	TypeJoinTokenAdd:    decodeAs[JoinTokenAdd],
 }
 
 // Encode returns the log entry for cmd: its type byte followed by its

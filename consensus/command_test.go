@@ -34,6 +34,10 @@ func sampleCommands() []Command {
 		ChannelDelete{App: "com.example.app", Name: "beta"},
 		DeviceSet{App: "com.example.app", DeviceID: "ABC", Channel: "beta"},
 		DeviceUnset{App: "com.example.app", DeviceID: "abc"},
+		NodeSet{Node: state.NodeInfo{ID: "12D3KooWA", Addrs: []string{"/ip4/127.0.0.1/tcp/4101"}, HTTP: "http://127.0.0.1:8081", JoinedAt: 1700000000500}},
+		NodeDelete{ID: "12D3KooWA"},
+		AdminTokenAdd{Digest: strings.Repeat("a1", 32), CreatedAt: 1700000000500},
+		JoinTokenAdd{Digest: strings.Repeat("b2", 32), CreatedAt: 1700000000500, ExpiresAt: 1700086400000},
 	}
 }
 

@@ -55,6 +55,10 @@ var applyTable = map[CommandType]applyFunc{
 	TypeChannelDelete:   applyChannelDelete,
 	TypeDeviceSet:       applyDeviceSet,
 	TypeDeviceUnset:     applyDeviceUnset,
+	TypeNodeSet:         applyNodeSet,
+	TypeNodeDelete:      applyNodeDelete,
+	TypeAdminTokenAdd:   applyAdminTokenAdd,
+	TypeJoinTokenAdd:    applyJoinTokenAdd,
 }
 
 // Apply implements raft.FSM. On success it returns the new *state.State
@@ -140,6 +144,24 @@ func applyDeviceSet(s *state.State, index uint64, cmd any) (*state.State, error)
 func applyDeviceUnset(s *state.State, index uint64, cmd any) (*state.State, error) {
 	c := cmd.(DeviceUnset)
 	return s.UnsetDevice(index, c.App, c.DeviceID)
+}
+
+func applyNodeSet(s *state.State, index uint64, cmd any) (*state.State, error) {
+	return s.SetNode(index, cmd.(NodeSet).Node)
+}
+
+func applyNodeDelete(s *state.State, index uint64, cmd any) (*state.State, error) {
+	return s.DeleteNode(index, cmd.(NodeDelete).ID)
+}
+
+func applyAdminTokenAdd(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(AdminTokenAdd)
+	return s.AddAdminToken(index, c.Digest, c.CreatedAt)
+}
+
+func applyJoinTokenAdd(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(JoinTokenAdd)
+	return s.AddJoinToken(index, c.Digest, c.CreatedAt, c.ExpiresAt)
 }
 
 // Snapshot implements raft.FSM. It only captures the current immutable

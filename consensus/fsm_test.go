@@ -683,3 +683,45 @@ func TestConcurrentReaders(t *testing.T) {
 	close(done)
 	<-walked
 }
+
+func TestApplyCluster(t *testing.T) {
+	d1, d2 := strings.Repeat("a1", 32), strings.Repeat("b2", 32)
+	nodeA := state.NodeInfo{ID: "A", Addrs: []string{"/ip4/127.0.0.1/tcp/1"}, HTTP: "http://a", JoinedAt: 5}
+	withNode := []Command{NodeSet{Node: nodeA}}
+	runFSMCases(t, []fsmCase{
+		{name: "node set", cmd: NodeSet{Node: nodeA}, check: func(t *testing.T, s *state.State) {
+			if got := s.ClusterInfo().Nodes["A"]; !reflect.DeepEqual(got, nodeA) {
+				t.Fatalf("node %+v", got)
+			}
+		}},
+		{name: "node update keeps joined_at", setup: withNode,
+			cmd: NodeSet{Node: state.NodeInfo{ID: "A", Addrs: []string{"/ip4/127.0.0.1/tcp/2"}}},
+			check: func(t *testing.T, s *state.State) {
+				if n := s.ClusterInfo().Nodes["A"]; n.JoinedAt != 5 || n.Addrs[0] != "/ip4/127.0.0.1/tcp/2" {
+					t.Fatalf("node %+v", n)
+				}
+			}},
+		{name: "node empty id", cmd: NodeSet{}, code: CodeInvalid},
+		{name: "node delete", setup: withNode, cmd: NodeDelete{ID: "A"}, check: func(t *testing.T, s *state.State) {
+			if len(s.ClusterInfo().Nodes) != 0 {
+				t.Fatal("node still there")
+			}
+		}},
+		{name: "node delete unknown", cmd: NodeDelete{ID: "A"}, code: CodeNotFound},
+		{name: "admin token", cmd: AdminTokenAdd{Digest: d1, CreatedAt: 1}, check: func(t *testing.T, s *state.State) {
+			if !s.AdminTokenValid(d1) || s.AdminTokenValid(d2) {
+				t.Fatal("admin token check")
+			}
+		}},
+		{name: "admin token bad digest", cmd: AdminTokenAdd{Digest: "ABC"}, code: CodeInvalid},
+		{name: "join token expires, old ones dropped",
+			setup: []Command{JoinTokenAdd{Digest: d1, CreatedAt: 0, ExpiresAt: 10}},
+			cmd:   JoinTokenAdd{Digest: d2, CreatedAt: 20, ExpiresAt: 30},
+			check: func(t *testing.T, s *state.State) {
+				if !s.JoinTokenValid(d2, 29) || s.JoinTokenValid(d2, 30) || s.JoinTokenValid(d1, 5) {
+					t.Fatalf("join tokens %v", s.ClusterInfo().JoinTokens)
+				}
+			}},
+		{name: "join token already expired", cmd: JoinTokenAdd{Digest: d1, CreatedAt: 10, ExpiresAt: 10}, code: CodeInvalid},
+	})
+}

@@ -41,7 +41,17 @@ const (
 	recordRelease        recordType = 3 // state.Release
 	recordDeviceOverride recordType = 4 // deviceRecord
 	recordMeta           recordType = 5 // metaRecord, always last
+	recordNode           recordType = 6 // state.NodeInfo
+	recordAdminToken     recordType = 7 // tokenRecord
+	recordJoinToken      recordType = 8 // tokenRecord
 )
+
+// tokenRecord is an admin token (At = created) or a join token (At =
+// expires), by digest.
+type tokenRecord struct {
+	Digest string `json:"digest"`
+	At     int64  `json:"at"`
+}
 
 type channelRecord struct {
 	App     string        `json:"app"`
@@ -88,6 +98,17 @@ func writeSnapshot(w io.Writer, s *state.State) error {
 			sw.record(recordDeviceOverride, deviceRecord{
 				App: id, DeviceID: dev, Channel: a.Devices[dev].Channel,
 			})
+		}
+	}
+	if c := s.Cluster; c != nil {
+		for _, id := range sortedKeys(c.Nodes) {
+			sw.record(recordNode, c.Nodes[id])
+		}
+		for _, d := range sortedKeys(c.AdminTokens) {
+			sw.record(recordAdminToken, tokenRecord{Digest: d, At: c.AdminTokens[d]})
+		}
+		for _, d := range sortedKeys(c.JoinTokens) {
+			sw.record(recordJoinToken, tokenRecord{Digest: d, At: c.JoinTokens[d]})
 		}
 	}
 	sw.record(recordMeta, meta)
@@ -279,6 +300,42 @@ func (sr *snapshotReader) apply(t recordType, payload []byte) error {
 			return fmt.Errorf("duplicate device %q", rec.DeviceID)
 		}
 		a.Devices[rec.DeviceID] = state.DeviceOverride{Channel: rec.Channel}
+	case recordNode:
+		var n state.NodeInfo
+		if err := decodeStrict(payload, &n); err != nil {
+			return err
+		}
+		c := sr.clusterForWrite()
+		if n.ID == "" {
+			return errors.New("node with empty id")
+		}
+		if _, dup := c.Nodes[n.ID]; dup {
+			return fmt.Errorf("duplicate node %q", n.ID)
+		}
+		if c.Nodes == nil {
+			c.Nodes = map[string]state.NodeInfo{}
+		}
+		c.Nodes[n.ID] = n
+	case recordAdminToken, recordJoinToken:
+		var tr tokenRecord
+		if err := decodeStrict(payload, &tr); err != nil {
+			return err
+		}
+		if !state.ValidDigest(tr.Digest) {
+			return errors.New("token record with a bad digest")
+		}
+		c := sr.clusterForWrite()
+		m := &c.AdminTokens
+		if t == recordJoinToken {
+			m = &c.JoinTokens
+		}
+		if *m == nil {
+			*m = map[string]int64{}
+		}
+		if _, dup := (*m)[tr.Digest]; dup {
+			return errors.New("duplicate token record")
+		}
+		(*m)[tr.Digest] = tr.At
 	case recordMeta:
 		var m metaRecord
 		if err := decodeStrict(payload, &m); err != nil {
@@ -297,6 +354,13 @@ func (sr *snapshotReader) apply(t recordType, payload []byte) error {
 		return errors.New("unknown record type")
 	}
 	return nil
+}
+
+func (sr *snapshotReader) clusterForWrite() *state.Cluster {
+	if sr.s.Cluster == nil {
+		sr.s.Cluster = &state.Cluster{}
+	}
+	return sr.s.Cluster
 }
 
 func (sr *snapshotReader) app(id string) (*state.AppState, error) {

@@ -80,6 +80,32 @@ func goldenState() *state.State {
 				NextChannelID: 1,
 			},
 		},
+		Cluster: &state.Cluster{
+			Nodes: map[string]state.NodeInfo{
+				"12D3KooWA": {ID: "12D3KooWA", Addrs: []string{"/ip4/127.0.0.1/tcp/4101"}, HTTP: "http://127.0.0.1:8081", JoinedAt: 1700000000500},
+				"12D3KooWB": {ID: "12D3KooWB", Addrs: []string{"/ip4/127.0.0.1/tcp/4102", "/ip4/127.0.0.1/udp/4102/quic-v1"}, JoinedAt: 1700000000600},
+			},
+			AdminTokens: map[string]int64{strings.Repeat("a1", 32): 1700000000500},
+			JoinTokens:  map[string]int64{strings.Repeat("b2", 32): 1700086400000},
+		},
+	}
+}
+
+// TestSnapshotBeforeCluster reads a snapshot written before the cluster
+// records existed: it must still restore (records are only ever added).
+func TestSnapshotBeforeCluster(t *testing.T) {
+	b, err := os.ReadFile("testdata/snapshot-v1-apps-only.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadSnapshot(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := goldenState()
+	want.Cluster = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%#v\nwant\n%#v", got, want)
 	}
 }
 
@@ -133,6 +159,7 @@ func TestSnapshotRecordTypes(t *testing.T) {
 		"channel": only(func(a *state.AppState) { a.Channels = ga.Channels }),
 		"release": only(func(a *state.AppState) { a.Releases = ga.Releases }),
 		"device":  only(func(a *state.AppState) { a.Devices = ga.Devices }),
+		"cluster": {Index: 3, Apps: map[string]*state.AppState{}, Cluster: g.Cluster},
 		"all":     g,
 	}
 	for name, s := range tests {

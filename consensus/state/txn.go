@@ -21,7 +21,7 @@ const MaxHistory = 50
 // that fail or are skipped still advance the index, so that Index always
 // names the last command entry the state has seen.
 func (s *State) WithIndex(index uint64) *State {
-	return &State{Index: index, Apps: s.apps()}
+	return &State{Index: index, Apps: s.apps(), Cluster: s.cluster()}
 }
 
 // apps returns s.Apps, tolerating a nil receiver and a nil map.
@@ -55,7 +55,7 @@ func (s *State) editApp(id string) (*appTxn, error) {
 func (s *State) commit(index uint64, t *appTxn) *State {
 	apps := cloneMap(s.apps())
 	apps[t.app.App.ID] = t.app
-	return &State{Index: index, Apps: apps}
+	return &State{Index: index, Apps: apps, Cluster: s.cluster()}
 }
 
 func (t *appTxn) channels() map[string]*Channel {

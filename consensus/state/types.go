@@ -21,6 +21,9 @@ const (
 type State struct {
 	Index uint64               `json:"index"`
 	Apps  map[string]*AppState `json:"apps"`
+	// Cluster is the membership metadata; nil until the first cluster
+	// command. It is immutable once published, like everything else.
+	Cluster *Cluster `json:"cluster,omitempty"`
 }
 
 // AppState is everything known about one app.

@@ -22,11 +22,44 @@ var Examples embed.FS
 
 // Config is a whole mirrord configuration.
 type Config struct {
-	Version int    `yaml:"version"`
-	Node    Node   `yaml:"node"`
-	Limits  Limits `yaml:"limits"`
-	Stats   Stats  `yaml:"stats"`
-	Raft    Raft   `yaml:"raft"`
+	Version     int         `yaml:"version"`
+	Node        Node        `yaml:"node"`
+	Limits      Limits      `yaml:"limits"`
+	Stats       Stats       `yaml:"stats"`
+	Raft        Raft        `yaml:"raft"`
+	Cluster     Cluster     `yaml:"cluster"`
+	Replication Replication `yaml:"replication"`
+}
+
+// Cluster is how a node joins and grows the cluster.
+type Cluster struct {
+	// Join is the node to join through on first start: its HTTP URL or
+	// its multiaddr ending in /p2p/PEER_ID. Empty: start a new cluster
+	// (or rejoin the one in the data dir).
+	Join string `yaml:"join"`
+	// JoinToken is the token made by `mirrord cluster token`.
+	JoinToken string `yaml:"join_token"`
+	// Voters is how many voters the cluster grows to before joining
+	// nodes become non-voters (read on the leader).
+	Voters int `yaml:"voters"`
+}
+
+// Replication is how blocks move between nodes and leave the disk.
+type Replication struct {
+	// Zips is "on-demand" (zips of releases with a manifest are fetched
+	// on first download; files always eagerly) or "eager".
+	Zips string `yaml:"zips"`
+	// Parallel is how many objects a node fetches at once.
+	Parallel int `yaml:"parallel"`
+	// ScrubInterval is how often stored blocks are re-hashed.
+	ScrubInterval Duration `yaml:"scrub_interval"`
+	// GCInterval is how often unreferenced blocks are removed; GCGrace
+	// keeps blocks younger than that (uploads awaiting their release).
+	GCInterval Duration `yaml:"gc_interval"`
+	GCGrace    Duration `yaml:"gc_grace"`
+	// DiskBudget caps the block store; 0 = no cap. Past it, uploads are
+	// refused with 507.
+	DiskBudget ByteSize `yaml:"disk_budget"`
 }
 
 // Node is where the node keeps its data and how it is reached.
@@ -68,6 +101,9 @@ type Raft struct {
 	ElectionTimeout   Duration `yaml:"election_timeout"`
 	SnapshotInterval  Duration `yaml:"snapshot_interval"`
 	SnapshotThreshold uint64   `yaml:"snapshot_threshold"`
+	// TrailingLogs is how many log entries are kept after a snapshot; a
+	// node further behind catches up from the snapshot. 0: 10240.
+	TrailingLogs uint64 `yaml:"trailing_logs"`
 }
 
 // Default returns the built-in configuration: a single node with data in
@@ -79,6 +115,9 @@ func Default() Config {
 		Limits:  Limits{MaxRequestBytes: 1 << 20, MaxUploadBytes: 2 << 30},
 		Stats:   Stats{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, FlushInterval: Duration(time.Second)},
 		Raft:    Raft{SnapshotThreshold: 8192, SnapshotInterval: Duration(2 * time.Minute)},
+		Cluster: Cluster{Voters: 3},
+		Replication: Replication{Zips: "on-demand", Parallel: 8, ScrubInterval: Duration(6 * time.Hour),
+			GCInterval: Duration(10 * time.Minute), GCGrace: Duration(time.Hour)},
 	}
 }
 
@@ -138,6 +177,21 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxUploadBytes < 1<<20 {
 		return errors.New("limits.max_upload_bytes: must be at least 1MiB")
+	}
+	if c.Cluster.Voters < 1 || c.Cluster.Voters > 9 {
+		return fmt.Errorf("cluster.voters: %d (want 1 to 9; 3 or 5 are usual)", c.Cluster.Voters)
+	}
+	if (c.Cluster.Join == "") != (c.Cluster.JoinToken == "") {
+		return errors.New("cluster.join and cluster.join_token go together (make a token with `mirrord cluster token`)")
+	}
+	if z := c.Replication.Zips; z != "on-demand" && z != "eager" {
+		return fmt.Errorf("replication.zips: %q (want on-demand or eager)", z)
+	}
+	if c.Replication.Parallel < 1 || c.Replication.Parallel > 256 {
+		return fmt.Errorf("replication.parallel: %d (want 1 to 256)", c.Replication.Parallel)
+	}
+	if c.Replication.DiskBudget < 0 {
+		return errors.New("replication.disk_budget: must not be negative")
 	}
 	if c.Stats.MaxBytes < 1<<20 {
 		return errors.New("stats.max_bytes: must be at least 1MiB")

@@ -131,11 +131,12 @@ const defaultApplyTimeout = 10 * time.Second
 // Node is one raft member (voter or non-voter) holding the replicated
 // state. Its methods are safe for concurrent use.
 type Node struct {
-	cfg     Config
-	logger  *slog.Logger
-	raft    *raft.Raft
-	fsm     *FSM
-	closers []io.Closer
+	cfg      Config
+	logger   *slog.Logger
+	raft     *raft.Raft
+	fsm      *FSM
+	closers  []io.Closer
+	hadState bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -208,11 +209,12 @@ func OpenWith(cfg Config, trans raft.Transport, st Stores) (n *Node, err error) 
 
 	rc := cfg.raftConfig()
 	rc.Logger = hlog.Named("raft")
+	has, err := raft.HasExistingState(st.Log, st.Stable, st.Snapshots)
+	if err != nil {
+		return nil, fmt.Errorf("consensus: open: %w", err)
+	}
+	n.hadState = has
 	if cfg.Bootstrap {
-		has, err := raft.HasExistingState(st.Log, st.Stable, st.Snapshots)
-		if err != nil {
-			return nil, fmt.Errorf("consensus: open: %w", err)
-		}
 		if !has {
 			boot := raft.Configuration{Servers: []raft.Server{{
 				Suffrage: raft.Voter,
@@ -236,6 +238,10 @@ func OpenWith(cfg Config, trans raft.Transport, st Stores) (n *Node, err error) 
 		"state_index", n.fsm.State().Index)
 	return n, nil
 }
+
+// HadState reports whether raft found existing state when the node was
+// opened (so it is already a member of some cluster).
+func (n *Node) HadState() bool { return n.hadState }
 
 // State returns the current local state without locking or touching
 // raft; it is the view devices are served from, even without a leader.

@@ -41,6 +41,8 @@ type Store struct {
 	wg       sync.WaitGroup
 	ds       *flatfs.Datastore
 	bs       blockstore.Blockstore
+	rbs      *repairingBlockstore
+	gbs      *gcBlockstore // the bottom of bs, on flatfs (see gc.go)
 	bserv    blockservice.BlockService
 	dag      ipld.DAGService
 }
@@ -55,17 +57,31 @@ func OpenStore(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("content: open flatfs %s: %w", dir, err)
 	}
-	bs := &blockstore.ValidatingBlockstore{Blockstore: blockstore.NewBlockstore(fds, blockstore.NoPrefix())}
-	s := &Store{ds: fds, bs: bs, cacheDir: dir + "-cache"}
+	gbs, err := newGCBlockstore(dir, fds)
+	if err != nil {
+		fds.Close()
+		return nil, err
+	}
+	bs := &repairingBlockstore{Blockstore: &blockstore.ValidatingBlockstore{Blockstore: gbs}}
+	s := &Store{ds: fds, bs: bs, rbs: bs, gbs: gbs, cacheDir: dir + "-cache"}
 	if err := os.MkdirAll(s.cacheDir, 0o755); err != nil {
 		return nil, fmt.Errorf("content: create cache dir: %w", err)
 	}
-	s.setExchange(offline.Exchange(bs))
+	s.setExchange(offline.Exchange(bs), false)
 	return s, nil
 }
 
-func (s *Store) setExchange(ex exchange.Interface) {
-	s.bserv = blockservice.New(s.bs, ex)
+// SetExchange makes the store fetch missing blocks through ex (bitswap)
+// and repair corrupt ones: a block that fails its CID check is deleted
+// and fetched again instead of failing the read. Call it before the
+// store is used concurrently.
+func (s *Store) SetExchange(ex exchange.Interface) { s.setExchange(ex, true) }
+
+func (s *Store) setExchange(ex exchange.Interface, online bool) {
+	s.rbs.online.Store(online)
+	// Write through: storing a block that is already present must reach
+	// gcBlockstore, which refreshes its age for GC's grace period.
+	s.bserv = blockservice.New(s.bs, ex, blockservice.WriteThrough(true))
 	s.dag = merkledag.NewDAGService(s.bserv)
 }
 

@@ -80,7 +80,7 @@ func TestRaftOverLibp2p(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i, h := range hosts {
-		trans, err := NewRaftTransport(h, 5*time.Second, io.Discard)
+		trans, err := NewRaftTransport(h, 5*time.Second, io.Discard, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -41,6 +41,18 @@ func EnsureToken(dir string) (token string, created bool, err error) {
 	return t, true, nil
 }
 
+// WriteToken stores token as the node's admin token (a joined node
+// keeps the cluster's token so operators on its machine can use it).
+func WriteToken(dir, token string) error {
+	if len(token) < 16 {
+		return errors.New("node: admin token from the cluster is too short")
+	}
+	if err := writeFileAtomic(filepath.Join(dir, TokenFile), []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("node: write admin token: %w", err)
+	}
+	return nil
+}
+
 func randomHex(n int) (string, error) {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {

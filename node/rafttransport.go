@@ -25,11 +25,16 @@ type streamLayer struct {
 	net.Listener
 }
 
-// NewRaftTransport returns a raft transport over h's streams.
-func NewRaftTransport(h host.Host, timeout time.Duration, logOut io.Writer) (*raft.NetworkTransport, error) {
+// NewRaftTransport returns a raft transport over h's streams. allow, if
+// non-nil, admits inbound raft streams only from the peers it accepts
+// (cluster members): anyone else could otherwise pose as a leader.
+func NewRaftTransport(h host.Host, timeout time.Duration, logOut io.Writer, allow func(peer.ID) bool) (*raft.NetworkTransport, error) {
 	ln, err := gostream.Listen(h, RaftProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("node: raft listener: %w", err)
+	}
+	if allow != nil {
+		ln = &gatedListener{Listener: ln, allow: allow}
 	}
 	sl := &streamLayer{h: h, Listener: ln}
 	return raft.NewNetworkTransport(sl, 3, timeout, logOut), nil
@@ -53,3 +58,23 @@ type peerAddr peer.ID
 
 func (a peerAddr) Network() string { return "libp2p" }
 func (a peerAddr) String() string  { return peer.ID(a).String() }
+
+// gatedListener drops inbound streams from peers that allow refuses.
+type gatedListener struct {
+	net.Listener
+	allow func(peer.ID) bool
+}
+
+func (l *gatedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		p, perr := peer.Decode(c.RemoteAddr().String())
+		if perr == nil && l.allow(p) {
+			return c, nil
+		}
+		c.Close()
+	}
+}

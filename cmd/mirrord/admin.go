@@ -68,7 +68,7 @@ func init() {
 	register(command{name: "device list", args: "APP_ID", help: "List device overrides.", run: cmdDeviceList})
 	flagSetups["device list"] = client(nil)
 
-	register(command{name: "status", help: "Show the node: raft role, leader, applied index, and the releases it holds.", run: cmdStatus})
+	register(command{name: "status", help: "Show every node of the cluster: role, leader, applied index, last contact, and the blocks of each release it holds.", run: cmdStatus})
 	flagSetups["status"] = client(nil)
 }
 
@@ -406,35 +406,7 @@ func cmdStatus(ctx context.Context, env *cmdEnv) error {
 	if flagBool(env.fs, "json") {
 		return printJSON(env.stdout, out)
 	}
-	n := out.Node
-	lc := "-"
-	if !n.LastContact.IsZero() {
-		lc = n.LastContact.UTC().Format(time.RFC3339)
-	}
-	fmt.Fprintf(env.stdout, "node %s: %s, leader %s, applied index %d (last log %d), last contact %s\n",
-		n.ID, n.State, dash(n.LeaderID), n.AppliedIndex, n.LastIndex, lc)
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER\tADDRESS\tROLE")
-	for _, s := range n.Servers {
-		role := "nonvoter"
-		if s.Voter {
-			role = "voter"
-		}
-		if s.ID == n.LeaderID {
-			role += " (leader)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.ID, s.Address, role)
-	}
-	tw.Flush()
-	fmt.Fprintf(env.stdout, "%d app(s)\n", out.Apps)
-	if len(out.Releases) > 0 {
-		tw = tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "APP\tVERSION\tOBJECTS HELD")
-		for _, r := range out.Releases {
-			fmt.Fprintf(tw, "%s\t%s\t%d/%d\n", r.App, r.Version, r.Complete, r.Objects)
-		}
-		tw.Flush()
-	}
+	printStatus(env.stdout, out)
 	return nil
 }
 

@@ -13,9 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"mirrord/configs"
 	"mirrord/consensus"
@@ -39,6 +42,8 @@ func init() {
 			return nil
 		})
 		fs.String("psk-file", "", "private network key `file` (64 hex chars); peers without it cannot connect")
+		fs.String("join", "", "on first start, join the cluster through this node: its HTTP `URL` or its multiaddr ending in /p2p/PEER_ID")
+		fs.String("join-token", "", "join `token` made by `mirrord cluster token`")
 	}
 }
 
@@ -72,6 +77,12 @@ func cmdServe(ctx context.Context, env *cmdEnv) error {
 	if v := flagString(env.fs, "psk-file"); v != "" {
 		cfg.Node.PSKFile = v
 	}
+	if v := flagString(env.fs, "join"); v != "" {
+		cfg.Cluster.Join = v
+	}
+	if v := flagString(env.fs, "join-token"); v != "" {
+		cfg.Cluster.JoinToken = v
+	}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
@@ -95,17 +106,26 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 		return err
 	}
 	defer unlock()
-	token, created, err := node.EnsureToken(data)
-	if err != nil {
-		return err
-	}
 	var psk []byte
 	if cfg.Node.PSKFile != "" {
 		if psk, err = readPSK(cfg.Node.PSKFile); err != nil {
 			return err
 		}
 	}
-	// Start order: stores, consensus, HTTP. Stop in reverse.
+	// The HTTP port is taken first, so that a busy port fails before
+	// anything else starts and the node knows its own URL.
+	ln, err := net.Listen("tcp", cfg.Node.HTTP)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another mirrord running? use --http to pick another address)", cfg.Node.HTTP, err)
+	}
+	defer ln.Close()
+	httpURL := cfg.Node.PublicURL
+	if httpURL == "" {
+		httpURL = "http://" + ln.Addr().String()
+	}
+
+	// Start order: stores, libp2p, consensus, exchange, replication,
+	// HTTP. Deferred closes run in reverse.
 	store, err := content.OpenStore(filepath.Join(data, "blocks"))
 	if err != nil {
 		return err
@@ -120,20 +140,32 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	}
 	defer closeLogged(log, "stats log", stats.Close)
 
-	// One libp2p host per node: raft (and later block exchange) share it.
+	// One libp2p host per node: raft, block exchange and cluster calls
+	// share it.
 	h, err := node.NewHost(node.HostConfig{Dir: data, Listen: cfg.Node.P2P, PSK: psk})
-	if err != nil && len(cfg.Node.P2P) == 0 {
+	if err != nil && len(cfg.Node.P2P) == 0 && cfg.Cluster.Join == "" {
 		// The default port is taken: a node without peers still works on
 		// any port, so say so and carry on.
 		log.Warn("default p2p port busy; listening on a random port (use --p2p to choose)", "port", node.DefaultP2PPort, "err", err)
-		h, err = node.NewHost(node.HostConfig{Dir: data, Listen: []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}, PSK: psk})
+		listen := []string{"/ip4/0.0.0.0/tcp/0"}
+		if psk == nil {
+			listen = append(listen, "/ip4/0.0.0.0/udp/0/quic-v1")
+		}
+		h, err = node.NewHost(node.HostConfig{Dir: data, Listen: listen, PSK: psk})
 	}
 	if err != nil {
 		return err
 	}
 	defer closeLogged(log, "libp2p host", h.Close)
 	nodeID := h.ID().String()
-	trans, err := node.NewRaftTransport(h, 10*time.Second, slogWriter{log})
+	// Raft and block traffic are only for cluster members; the cluster
+	// (made below) decides who they are.
+	var cl atomic.Pointer[node.Cluster]
+	member := func(p peer.ID) bool {
+		c := cl.Load()
+		return c != nil && c.IsMember(p)
+	}
+	trans, err := node.NewRaftTransport(h, 10*time.Second, slogWriter{log}, member)
 	if err != nil {
 		return err
 	}
@@ -141,7 +173,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	ccfg := consensus.DefaultConfig()
 	ccfg.NodeID = nodeID
 	ccfg.Dir = filepath.Join(data, "raft")
-	ccfg.Bootstrap = true
+	ccfg.Bootstrap = cfg.Cluster.Join == ""
 	ccfg.Logger = log
 	if cfg.Raft.HeartbeatTimeout > 0 {
 		ccfg.HeartbeatTimeout = time.Duration(cfg.Raft.HeartbeatTimeout)
@@ -155,12 +187,65 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	if cfg.Raft.SnapshotInterval > 0 {
 		ccfg.SnapshotInterval = time.Duration(cfg.Raft.SnapshotInterval)
 	}
+	if cfg.Raft.TrailingLogs > 0 {
+		ccfg.TrailingLogs = cfg.Raft.TrailingLogs
+	}
 	cons, err := consensus.Open(ccfg, trans)
 	if err != nil {
 		return err
 	}
 	defer closeLogged(log, "consensus", cons.Close)
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	joining := cfg.Cluster.Join != "" && !cons.HadState()
+	if cfg.Cluster.Join != "" && !joining {
+		log.Info("this node is already a cluster member; --join is ignored", "data", data)
+	}
+
+	xctx, xcancel := context.WithCancel(context.Background())
+	defer xcancel()
+	bsw := node.NewExchange(xctx, h, store.Blockstore(), member)
+	defer closeLogged(log, "bitswap", bsw.Close)
+	store.SetExchange(bsw)
+	repl := node.NewReplicator(node.ReplicatorConfig{
+		Store: store, State: cons, Zips: cfg.Replication.Zips, Parallel: cfg.Replication.Parallel,
+		ScrubInterval: time.Duration(cfg.Replication.ScrubInterval), GCInterval: time.Duration(cfg.Replication.GCInterval),
+		GCGrace: time.Duration(cfg.Replication.GCGrace), DiskBudget: int64(cfg.Replication.DiskBudget),
+		Log: log.With("component", "replication"),
+	})
+	cluster := node.NewCluster(node.ClusterConfig{
+		Host: h, Cons: cons, HTTP: httpURL, Voters: cfg.Cluster.Voters,
+		Progress: repl.Progress, PeersFile: filepath.Join(data, "peers.json"),
+		Exchange: func() (node.ExchangeStats, error) { return node.ExchangeStatsOf(bsw) },
+		Log:      log.With("component", "cluster"),
+	})
+	cl.Store(cluster)
+	defer closeLogged(log, "cluster", cluster.Close)
+
+	var token string
+	created := false
+	wait := 30 * time.Second
+	var joinIndex uint64
+	if joining {
+		res, err := joinCluster(ctx, log, h, cluster, cfg.Cluster.Join, cfg.Cluster.JoinToken)
+		if err != nil {
+			return err
+		}
+		if err := node.WriteToken(data, res.AdminToken); err != nil {
+			return err
+		}
+		token, joinIndex = res.AdminToken, res.Index
+		role := "non-voter"
+		if res.Voter {
+			role = "voter"
+		}
+		log.Info("joined the cluster", "via", cfg.Cluster.Join, "role", role, "members", len(res.Members))
+		wait = 2 * time.Minute
+	} else if token, created, err = node.EnsureToken(data); err != nil {
+		return err
+	}
+	cluster.SetAdminToken(token)
+	cluster.Start()
+
+	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	if err := cons.WaitForLeader(wctx); err != nil {
 		return fmt.Errorf("waiting for raft leader: %w", err)
@@ -168,17 +253,28 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	// After a restart raft restores the last snapshot and re-applies the
 	// logged entries only once the leader commits in its new term: serve
 	// nothing until the state has caught up with the whole log, or a
-	// device could see a release half-restored.
+	// device could see a release half-restored. A joined node waits for
+	// the state the leader had when it admitted it.
 	if err := waitApplied(wctx, cons.Raft()); err != nil {
 		return fmt.Errorf("waiting for the raft log to be applied: %w", err)
 	}
+	if err := cons.WaitForIndex(wctx, joinIndex); err != nil {
+		return fmt.Errorf("catching up with the cluster: %w", err)
+	}
 	cancel()
+	repl.Start()
+	defer closeLogged(log, "replication", repl.Close)
+	actx, acancel := context.WithCancel(ctx)
+	defer acancel()
+	go cluster.Announce(actx)
 
 	mux := http.NewServeMux()
 	httpapi.New(httpapi.Config{PublicURL: cfg.Node.PublicURL, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes)},
-		cons, store, stats, node.Overrides{Cons: cons}, log.With("component", "devices")).Register(mux)
+		cons, store, stats, node.Overrides{Cons: cluster}, log.With("component", "devices")).Register(mux)
 	adminapi.New(adminapi.Config{Token: token, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes),
-		MaxUploadBytes: int64(cfg.Limits.MaxUploadBytes)}, cons, store, log.With("component", "admin")).Register(mux)
+		MaxUploadBytes: int64(cfg.Limits.MaxUploadBytes), Cluster: cluster, Budget: repl.CheckBudget, Barrier: cluster.Barrier},
+		cluster, store, log.With("component", "admin")).Register(mux)
+	mux.Handle("GET /cluster/v1/peer", cluster.PeerInfoHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -194,10 +290,6 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 		_ = json.NewEncoder(w).Encode(map[string]any{"ready": status == http.StatusOK, "leader": st.LeaderID, "applied_index": st.AppliedIndex})
 	})
 
-	ln, err := net.Listen("tcp", cfg.Node.HTTP)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another mirrord running? use --http to pick another address)", cfg.Node.HTTP, err)
-	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -230,6 +322,31 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 		log.Warn("http shutdown", "err", err)
 	}
 	return nil
+}
+
+// joinCluster asks the cluster at target to admit this node, retrying
+// while the answer may change (no leader yet, a node restarting) and
+// giving up at once on a refused token.
+func joinCluster(ctx context.Context, log *slog.Logger, h host.Host, cl *node.Cluster, target, token string) (node.JoinResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for wait := 250 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		actx, acancel := context.WithTimeout(ctx, 45*time.Second)
+		res, err := node.Join(actx, h, target, token, cl.Self(), cl.Trust)
+		acancel()
+		if err == nil {
+			return res, nil
+		}
+		if errors.Is(err, node.ErrForbidden) {
+			return res, fmt.Errorf("join refused: %w", err)
+		}
+		log.Warn("cannot join yet; retrying", "via", target, "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return res, fmt.Errorf("join via %s: %w (last error: %v)", target, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+	}
 }
 
 // waitApplied waits until raft has applied every entry of its log as it

@@ -166,7 +166,13 @@ var readyRe = regexp.MustCompile(`http=(http://127\.0\.0\.1:\d+)`)
 // child process (the test binary acting as mirrord).
 func startProc(t *testing.T, data string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--data", data, "--http", "127.0.0.1:0", "--p2p", "/ip4/127.0.0.1/tcp/0")
+	return startProcArgs(t, data, "--p2p", "/ip4/127.0.0.1/tcp/0")
+}
+
+// startProcArgs runs `mirrord serve --data DATA --http 127.0.0.1:0 ARGS...`.
+func startProcArgs(t *testing.T, data string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--data", data, "--http", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "MIRRORD_TEST_AS_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -197,8 +203,8 @@ func startProc(t *testing.T, data string) *proc {
 			t.Fatal("mirrord process exited before it was ready")
 		}
 		p.url = u
-	case <-time.After(60 * time.Second):
-		t.Fatal("mirrord process not ready within 60s")
+	case <-time.After(150 * time.Second):
+		t.Fatal("mirrord process not ready within 150s")
 	}
 	return p
 }

@@ -28,6 +28,7 @@ import (
 	"mirrord/consensus"
 	"mirrord/consensus/state"
 	"mirrord/content"
+	"mirrord/node"
 )
 
 // Consensus is what the admin API needs of the consensus node.
@@ -44,13 +45,32 @@ type Store interface {
 	Open(ctx context.Context, c cid.Cid) (content.File, error)
 }
 
+// Cluster is what the admin API needs of the node's cluster membership.
+type Cluster interface {
+	Reports(ctx context.Context) []node.NodeReport
+	NewJoinToken(ctx context.Context, ttl time.Duration) (string, time.Time, error)
+	Remove(ctx context.Context, id string) error
+}
+
 // Config tunes the admin API.
 type Config struct {
-	Token          string // bearer token; required
-	MaxBodyBytes   int64  // JSON bodies
-	MaxUploadBytes int64  // one object upload
+	// Token is this node's bearer token. Tokens whose SHA-256 digest is
+	// in the cluster state are accepted too (one token for the cluster).
+	Token          string
+	MaxBodyBytes   int64 // JSON bodies
+	MaxUploadBytes int64 // one object upload
 	// ZipLimits bounds the plain zips this node inspects.
 	ZipLimits content.ZipLimits
+	// Cluster, if set, serves the cluster endpoints and the node list
+	// of the status.
+	Cluster Cluster
+	// Barrier, if set, runs before each request so that reads on a
+	// follower include writes made through other nodes; its error is
+	// ignored (the local state is served).
+	Barrier func(ctx context.Context) error
+	// Budget, if set, is asked before an upload of n bytes is stored; an
+	// error refuses it with 507.
+	Budget func(n int64) error
 }
 
 // API serves /admin/v1/.
@@ -93,6 +113,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("GET /admin/v1/apps/{app}/devices", a.listDevices)
 	h("PUT /admin/v1/apps/{app}/devices/{device}", a.setDevice)
 	h("DELETE /admin/v1/apps/{app}/devices/{device}", a.unsetDevice)
+	h("POST /admin/v1/cluster/tokens", a.joinToken)
+	h("DELETE /admin/v1/cluster/nodes/{id}", a.removeNode)
 	mux.Handle("/admin/", a.auth(func(r *http.Request) (int, any, error) {
 		return 0, nil, notFound("no admin endpoint %s %s (see the README's HTTP section)", r.Method, r.URL.Path)
 	}))
@@ -119,13 +141,22 @@ func (a *API) auth(fn func(*http.Request) (int, any, error)) http.Handler {
 	want := []byte("Bearer " + a.cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
-		if a.cfg.Token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
+		ok := a.cfg.Token != "" && subtle.ConstantTimeCompare(got, want) == 1
+		if tok, found := strings.CutPrefix(string(got), "Bearer "); !ok && found && tok != "" {
+			ok = a.cons.State().AdminTokenValid(node.TokenDigest(tok))
+		}
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mirrord admin"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{
 				"error":   "unauthorized",
 				"message": "missing or wrong admin token: pass --token or --token-file (the token is in DATA/admin.token on the node)",
 			})
 			return
+		}
+		if a.cfg.Barrier != nil {
+			if err := a.cfg.Barrier(r.Context()); err != nil {
+				a.log.Debug("read barrier failed; answering from local state", "err", err)
+			}
 		}
 		status, v, err := fn(r)
 		if err != nil {
@@ -212,6 +243,8 @@ type Status struct {
 	Node     consensus.NodeStats `json:"node"`
 	Apps     int                 `json:"apps"`
 	Releases []ReleaseStatus     `json:"releases"`
+	// Nodes lists every node of the cluster as it reports itself.
+	Nodes []node.NodeReport `json:"nodes,omitempty"`
 }
 
 func (a *API) status(r *http.Request) (int, any, error) {
@@ -232,6 +265,9 @@ func (a *API) status(r *http.Request) (int, any, error) {
 			}
 			out.Releases = append(out.Releases, rs)
 		}
+	}
+	if a.cfg.Cluster != nil {
+		out.Nodes = a.cfg.Cluster.Reports(r.Context())
 	}
 	return http.StatusOK, out, nil
 }
@@ -313,6 +349,11 @@ func (a *API) upload(r *http.Request) (int, any, error) {
 	if r.ContentLength > a.cfg.MaxUploadBytes {
 		return 0, nil, &apiError{http.StatusRequestEntityTooLarge, "too_large",
 			fmt.Sprintf("object of %d bytes is larger than limits.max_upload_bytes (%d)", r.ContentLength, a.cfg.MaxUploadBytes)}
+	}
+	if a.cfg.Budget != nil {
+		if err := a.cfg.Budget(max(r.ContentLength, 0)); err != nil {
+			return 0, nil, &apiError{http.StatusInsufficientStorage, "over_budget", err.Error()}
+		}
 	}
 	obj, err := a.store.Add(r.Context(), http.MaxBytesReader(nil, r.Body, a.cfg.MaxUploadBytes))
 	if err != nil {
@@ -683,4 +724,57 @@ func (a *API) unsetDevice(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]string{"status": "deleted", "device_id": cmd.DeviceID}, nil
+}
+
+// ---- cluster ----
+
+// JoinTokenRequest is the body of POST /admin/v1/cluster/tokens.
+type JoinTokenRequest struct {
+	// TTL is how long the token is valid, as a Go duration ("24h").
+	TTL string `json:"ttl,omitempty"`
+}
+
+// JoinToken is its answer.
+type JoinToken struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (a *API) joinToken(r *http.Request) (int, any, error) {
+	if a.cfg.Cluster == nil {
+		return 0, nil, notFound("this node runs without cluster support")
+	}
+	var req JoinTokenRequest
+	if r.ContentLength != 0 {
+		if err := a.decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+	}
+	ttl := 24 * time.Hour
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil || d <= 0 || d > 365*24*time.Hour {
+			return 0, nil, bad("ttl %q: want a positive Go duration up to 8760h, like 24h", req.TTL)
+		}
+		ttl = d
+	}
+	tok, exp, err := a.cfg.Cluster.NewJoinToken(r.Context(), ttl)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, JoinToken{Token: tok, ExpiresAt: exp.UTC()}, nil
+}
+
+func (a *API) removeNode(r *http.Request) (int, any, error) {
+	if a.cfg.Cluster == nil {
+		return 0, nil, notFound("this node runs without cluster support")
+	}
+	id := r.PathValue("id")
+	if err := a.cfg.Cluster.Remove(r.Context(), id); err != nil {
+		if errors.Is(err, node.ErrInvalid) {
+			return 0, nil, bad("%v", err)
+		}
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]string{"removed": id}, nil
 }

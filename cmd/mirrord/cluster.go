@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"mirrord/node"
+	"mirrord/node/adminapi"
+)
+
+func init() {
+	client := func(extra func(fs *flag.FlagSet)) func(fs *flag.FlagSet) {
+		return func(fs *flag.FlagSet) {
+			addClientFlags(fs, true)
+			if extra != nil {
+				extra(fs)
+			}
+		}
+	}
+	register(command{name: "cluster token", help: "Make a join token: a new node starts with\n`mirrord serve --join URL_OR_MULTIADDR --join-token TOKEN`.", run: cmdClusterToken})
+	flagSetups["cluster token"] = client(func(fs *flag.FlagSet) {
+		fs.Duration("ttl", 24*time.Hour, "how long the token can be used")
+	})
+	register(command{name: "cluster remove", args: "NODE_ID", help: "Remove a node from the cluster (its id is in `mirrord status`).", run: cmdClusterRemove})
+	flagSetups["cluster remove"] = client(nil)
+}
+
+func cmdClusterToken(ctx context.Context, env *cmdEnv) error {
+	if err := env.needArgs(0, "no arguments"); err != nil {
+		return err
+	}
+	c, err := newClient(env.fs)
+	if err != nil {
+		return err
+	}
+	ttl := env.fs.Lookup("ttl").Value.(flag.Getter).Get().(time.Duration)
+	var out adminapi.JoinToken
+	if err := c.do(ctx, "POST", "/admin/v1/cluster/tokens", adminapi.JoinTokenRequest{TTL: ttl.String()}, &out); err != nil {
+		return err
+	}
+	if flagBool(env.fs, "json") {
+		return printJSON(env.stdout, out)
+	}
+	fmt.Fprintln(env.stdout, out.Token)
+	fmt.Fprintf(env.stderr, "join token valid until %s; start a node with --join %s --join-token TOKEN\n",
+		out.ExpiresAt.Format(time.RFC3339), c.server)
+	return nil
+}
+
+func cmdClusterRemove(ctx context.Context, env *cmdEnv) error {
+	if err := env.needArgs(1, "NODE_ID"); err != nil {
+		return err
+	}
+	c, err := newClient(env.fs)
+	if err != nil {
+		return err
+	}
+	id := env.args[0]
+	if err := c.do(ctx, "DELETE", "/admin/v1/cluster/nodes/"+pathEsc(id), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "removed node %s\n", id)
+	return nil
+}
+
+// printStatus writes the human form of GET /admin/v1/status.
+func printStatus(w io.Writer, out adminapi.Status) {
+	n := out.Node
+	fmt.Fprintf(w, "answered by %s: %s, leader %s, term %d, applied index %d\n",
+		n.ID, n.State, dash(n.LeaderID), n.Term, n.AppliedIndex)
+	nodes := out.Nodes
+	if len(nodes) == 0 {
+		// A node without cluster support: list the raft servers.
+		for _, s := range n.Servers {
+			nodes = append(nodes, node.NodeReport{ID: s.ID, Voter: s.Voter, Role: "?"})
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLE\tVOTER\tAPPLIED\tLAST CONTACT\tHTTP\tP2P\tRELEASES READY")
+	for _, r := range nodes {
+		role := r.Role
+		if r.ID == n.LeaderID {
+			role = "Leader"
+		}
+		lc := "-"
+		if r.LastContact != nil {
+			lc = time.Since(*r.LastContact).Round(time.Millisecond).String() + " ago"
+		}
+		ready := 0
+		for _, p := range r.Releases {
+			if p.Ready {
+				ready++
+			}
+		}
+		rel := fmt.Sprintf("%d/%d", ready, len(r.Releases))
+		if r.Error != "" {
+			rel = "? (" + r.Error + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%s\t%s\t%s\t%s\n", r.ID, role, r.Voter, r.AppliedIndex, lc,
+			dash(r.HTTP), dash(strings.Join(r.Addrs, ",")), rel)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d app(s)\n", out.Apps)
+	if len(out.Releases) == 0 {
+		return
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprint(tw, "APP\tVERSION")
+	for _, r := range nodes {
+		fmt.Fprintf(tw, "\t%s", shortID(r.ID))
+	}
+	fmt.Fprintln(tw, "\t(blocks held/known per node)")
+	for _, rs := range out.Releases {
+		fmt.Fprintf(tw, "%s\t%s", rs.App, rs.Version)
+		for _, r := range nodes {
+			cell := "-"
+			for _, p := range r.Releases {
+				if p.App == rs.App && p.Version == rs.Version {
+					cell = fmt.Sprintf("%d/%d", p.BlocksHeld, p.BlocksKnown)
+					if p.Ready {
+						cell += " ready"
+					} else if p.Error != "" {
+						cell += " retrying"
+					}
+				}
+			}
+			fmt.Fprintf(tw, "\t%s", cell)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+}
+
+// shortID abbreviates a peer id for table headers.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return "…" + id[len(id)-8:]
+	}
+	return id
+}

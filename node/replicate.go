@@ -1,0 +1,431 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"mirrord/consensus/state"
+	"mirrord/content"
+)
+
+// Zip replication policies.
+const (
+	// ZipsOnDemand: a release's zip is fetched by a node when a device
+	// first downloads it there, if the release has a manifest (plugins
+	// that support manifests fetch files, not the zip); zips of
+	// releases without a manifest are replicated eagerly. This keeps
+	// node-to-node deltas to the changed files: an encrypted zip is one
+	// AES-CBC stream, so a change anywhere alters every later block.
+	ZipsOnDemand = "on-demand"
+	// ZipsEager replicates every zip to every node.
+	ZipsEager = "eager"
+)
+
+// BlockStore is what replication needs of the block store.
+type BlockStore interface {
+	Fetch(ctx context.Context, root cid.Cid, progress func(content.FetchStats)) (content.FetchStats, error)
+	Complete(ctx context.Context, root cid.Cid) (bool, error)
+	Verify(ctx context.Context, root cid.Cid) (bool, error)
+	Count(ctx context.Context, root cid.Cid) (held, known int, err error)
+	GC(ctx context.Context, keep []cid.Cid, opts content.GCOptions) (content.GCResult, error)
+	DiskUsage() (int64, error)
+}
+
+// StateSource is the replicated metadata replication follows.
+type StateSource interface {
+	State() *state.State
+	Subscribe() (<-chan uint64, func())
+}
+
+// ReplicatorConfig configures a Replicator.
+type ReplicatorConfig struct {
+	Store BlockStore
+	State StateSource
+	// Zips is ZipsOnDemand (default) or ZipsEager.
+	Zips string
+	// Parallel is how many objects are fetched at once (default 8).
+	Parallel int
+	// ScrubInterval is how often every eagerly replicated object is
+	// re-read and checked against its CIDs (a corrupt block is dropped
+	// and fetched again); 0 means 6 hours, <0 never.
+	ScrubInterval time.Duration
+	// GCInterval is how often unreferenced blocks are removed; 0 means
+	// 10 minutes, <0 never. GCGrace keeps blocks younger than that
+	// (uploads waiting for their release): 0 means 1 hour.
+	GCInterval time.Duration
+	GCGrace    time.Duration
+	// DiskBudget, when > 0, is the bytes the store should stay under;
+	// exceeding it triggers a GC and a warning (and uploads are refused
+	// by the admin API).
+	DiskBudget int64
+	Log        *slog.Logger
+}
+
+// Replicator makes every committed release's blocks local: it watches
+// the replicated state and fetches, over the store's block exchange,
+// the objects each release references, retrying with backoff.
+type Replicator struct {
+	cfg ReplicatorConfig
+	log *slog.Logger
+
+	mu      sync.Mutex
+	objects map[string]*objectState // by root CID
+	kick    chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type objectState struct {
+	root     cid.Cid
+	done     bool
+	running  bool
+	failures int
+	nextTry  time.Time
+	lastErr  string
+	fetched  content.FetchStats
+	lastSeen uint64 // state index when last wanted
+}
+
+// NewReplicator returns a replicator; Start runs it.
+func NewReplicator(cfg ReplicatorConfig) *Replicator {
+	if cfg.Zips == "" {
+		cfg.Zips = ZipsOnDemand
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 8
+	}
+	if cfg.ScrubInterval == 0 {
+		cfg.ScrubInterval = 6 * time.Hour
+	}
+	if cfg.GCInterval == 0 {
+		cfg.GCInterval = 10 * time.Minute
+	}
+	if cfg.GCGrace == 0 {
+		cfg.GCGrace = time.Hour
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Replicator{cfg: cfg, log: cfg.Log, objects: map[string]*objectState{},
+		kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+}
+
+// eagerRoots lists the objects of rel this node fetches without waiting
+// for a device.
+func (r *Replicator) eagerRoots(rel *state.Release) []string {
+	var out []string
+	if rel.ZipCID != "" && (r.cfg.Zips == ZipsEager || len(rel.Manifest) == 0) {
+		out = append(out, rel.ZipCID)
+	}
+	for _, f := range rel.Manifest {
+		out = append(out, f.CID)
+	}
+	return out
+}
+
+// Start runs the replication loop until Close.
+func (r *Replicator) Start() {
+	r.wg.Add(1)
+	go r.loop()
+}
+
+// Close stops replication and waits for running fetches to end.
+func (r *Replicator) Close() error {
+	r.cancel()
+	r.wg.Wait()
+	return nil
+}
+
+// Kick makes the loop look at the state now.
+func (r *Replicator) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Replicator) loop() {
+	defer r.wg.Done()
+	ch, unsub := r.cfg.State.Subscribe()
+	defer unsub()
+	scrubEvery, gcEvery := r.cfg.ScrubInterval, r.cfg.GCInterval
+	nextScrub := time.Now().Add(max(scrubEvery, time.Minute))
+	nextGC := time.Now().Add(time.Minute)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		if scrubEvery > 0 && now.After(nextScrub) {
+			r.Scrub(r.ctx)
+			nextScrub = now.Add(scrubEvery)
+		}
+		if gcEvery > 0 && now.After(nextGC) || r.overBudget() {
+			if _, err := r.GC(r.ctx); err != nil && r.ctx.Err() == nil {
+				r.log.Warn("block garbage collection failed", "err", err)
+			}
+			nextGC = now.Add(max(gcEvery, time.Minute))
+		}
+		wake := r.schedule()
+		timer.Reset(max(time.Until(wake), 10*time.Millisecond))
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-ch:
+		case <-r.kick:
+		case <-timer.C:
+		}
+	}
+}
+
+// schedule starts fetches for wanted objects that are not done and not
+// backing off, and returns when it wants to run next.
+func (r *Replicator) schedule() time.Time {
+	st := r.cfg.State.State()
+	wake := time.Now().Add(30 * time.Second)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	running := 0
+	for _, o := range r.objects {
+		if o.running {
+			running++
+		}
+	}
+	for _, app := range st.Apps {
+		for _, rel := range app.Releases {
+			for _, s := range r.eagerRoots(rel) {
+				o := r.objects[s]
+				if o == nil {
+					c, err := cid.Decode(s)
+					if err != nil {
+						continue
+					}
+					o = &objectState{root: c}
+					r.objects[s] = o
+				}
+				o.lastSeen = st.Index
+				if o.done || o.running {
+					continue
+				}
+				if time.Now().Before(o.nextTry) {
+					if o.nextTry.Before(wake) {
+						wake = o.nextTry
+					}
+					continue
+				}
+				if running >= r.cfg.Parallel {
+					continue
+				}
+				running++
+				o.running = true
+				r.wg.Add(1)
+				go r.fetch(o)
+			}
+		}
+	}
+	// Forget objects no release wants any more.
+	for s, o := range r.objects {
+		if o.lastSeen != st.Index && !o.running {
+			delete(r.objects, s)
+		}
+	}
+	return wake
+}
+
+func (r *Replicator) fetch(o *objectState) {
+	defer r.wg.Done()
+	defer r.Kick()
+	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Minute)
+	defer cancel()
+	ok, err := r.cfg.Store.Complete(ctx, o.root)
+	var fs content.FetchStats
+	if err == nil && !ok {
+		start := time.Now()
+		fs, err = r.cfg.Store.Fetch(ctx, o.root, func(p content.FetchStats) {
+			r.mu.Lock()
+			o.fetched = p
+			r.mu.Unlock()
+		})
+		if err == nil {
+			r.log.Debug("replicated object", "cid", o.root, "blocks", fs.Blocks, "fetched", fs.Fetched,
+				"bytes", fs.Bytes, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o.running = false
+	o.fetched = fs
+	if err != nil {
+		if r.ctx.Err() != nil {
+			return
+		}
+		o.failures++
+		backoff := min(time.Second<<min(o.failures-1, 6), time.Minute)
+		o.nextTry = time.Now().Add(backoff)
+		o.lastErr = err.Error()
+		r.log.Warn("replication of an object failed; will retry", "cid", o.root, "attempt", o.failures, "retry_in", backoff, "err", err)
+		return
+	}
+	o.done, o.failures, o.lastErr = true, 0, ""
+}
+
+// Scrub re-reads every eagerly replicated object, checking each block
+// against its CID. A corrupt block is dropped by the store (once it has
+// a block exchange) and the object fetched again.
+func (r *Replicator) Scrub(ctx context.Context) int {
+	r.mu.Lock()
+	roots := make([]*objectState, 0, len(r.objects))
+	for _, o := range r.objects {
+		if o.done {
+			roots = append(roots, o)
+		}
+	}
+	r.mu.Unlock()
+	bad := 0
+	for _, o := range roots {
+		ok, err := r.cfg.Store.Verify(ctx, o.root)
+		if ok && err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return bad
+		}
+		bad++
+		r.log.Warn("scrub found a missing or corrupt block; fetching it again", "cid", o.root, "err", err)
+		r.mu.Lock()
+		o.done = false
+		r.mu.Unlock()
+	}
+	if bad > 0 {
+		r.Kick()
+	}
+	return bad
+}
+
+// GC removes blocks that no release references (keeping recent uploads
+// for GCGrace).
+func (r *Replicator) GC(ctx context.Context) (content.GCResult, error) {
+	st := r.cfg.State.State()
+	var keep []cid.Cid
+	for _, app := range st.Apps {
+		for _, rel := range app.Releases {
+			for _, s := range rel.CIDs() {
+				if c, err := cid.Decode(s); err == nil {
+					keep = append(keep, c)
+				}
+			}
+		}
+	}
+	res, err := r.cfg.Store.GC(ctx, keep, content.GCOptions{Grace: r.cfg.GCGrace})
+	if err != nil {
+		return res, err
+	}
+	if res.BlocksRemoved > 0 || res.CacheFilesRemoved > 0 {
+		r.log.Info("removed unreferenced blocks", "blocks", res.BlocksRemoved, "bytes", res.BytesFreed, "cache_files", res.CacheFilesRemoved)
+	}
+	if r.overBudget() {
+		used, _ := r.cfg.Store.DiskUsage()
+		r.log.Warn("block store is over its disk budget after GC: uploads are refused until releases are deleted",
+			"used", used, "budget", r.cfg.DiskBudget)
+	}
+	return res, nil
+}
+
+func (r *Replicator) overBudget() bool {
+	if r.cfg.DiskBudget <= 0 {
+		return false
+	}
+	used, err := r.cfg.Store.DiskUsage()
+	return err == nil && used > r.cfg.DiskBudget
+}
+
+// ErrOverBudget is returned by CheckBudget when the store is full.
+var ErrOverBudget = errors.New("node: block store is over its disk budget")
+
+// CheckBudget returns ErrOverBudget if storing n more bytes would exceed
+// the disk budget.
+func (r *Replicator) CheckBudget(n int64) error {
+	if r.cfg.DiskBudget <= 0 {
+		return nil
+	}
+	used, err := r.cfg.Store.DiskUsage()
+	if err != nil {
+		return nil
+	}
+	if used+n > r.cfg.DiskBudget {
+		return fmt.Errorf("%w: %d bytes used + %d new > budget %d (delete old releases, or raise limits.disk_budget)",
+			ErrOverBudget, used, n, r.cfg.DiskBudget)
+	}
+	return nil
+}
+
+// Progress reports, per release, the blocks held here and whether every
+// eagerly replicated object is complete.
+func (r *Replicator) Progress(ctx context.Context) []ReleaseProgress {
+	st := r.cfg.State.State()
+	var out []ReleaseProgress
+	for _, id := range st.AppIDs() {
+		app := st.Apps[id]
+		for _, v := range app.ReleaseVersions() {
+			rel := app.Releases[v]
+			p := ReleaseProgress{App: id, Version: v, Ready: true}
+			for _, s := range rel.CIDs() {
+				c, err := cid.Decode(s)
+				if err != nil {
+					continue
+				}
+				held, known, err := r.cfg.Store.Count(ctx, c)
+				if err != nil {
+					p.Error = err.Error()
+				}
+				p.BlocksHeld += held
+				p.BlocksKnown += known
+			}
+			r.mu.Lock()
+			for _, s := range r.eagerRoots(rel) {
+				o := r.objects[s]
+				if o == nil || !o.done {
+					p.Ready = false
+				}
+				if o != nil && o.lastErr != "" {
+					p.Error = o.lastErr
+				}
+			}
+			r.mu.Unlock()
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].App != out[j].App {
+			return out[i].App < out[j].App
+		}
+		return out[i].Version < out[j].Version
+	})
+	return out
+}
+
+// Ready reports whether every eagerly replicated object of app@version
+// is complete here.
+func (r *Replicator) Ready(app, version string) bool {
+	a := r.cfg.State.State().App(app)
+	if a == nil || a.Releases[version] == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.eagerRoots(a.Releases[version]) {
+		if o := r.objects[s]; o == nil || !o.done {
+			return false
+		}
+	}
+	return true
+}

@@ -59,8 +59,9 @@ type BundleFile struct {
 //
 // With priv nil the bundle is plain: Zip is zip as given and Checksum its
 // SHA256Hex. With priv set, one new session key encrypts the zip and
-// every manifest file, Checksum and every file hash are sealed with
-// priv, and KeyID names priv's public key.
+// every manifest file (BuildBundleWithKey takes a given one instead),
+// Checksum and every file hash are sealed with priv, and KeyID names
+// priv's public key.
 //
 // The manifest follows Capgo CLI's partial.ts: each file of at least
 // 8192 bytes is Brotli-compressed (quality 11, window 22) and the ".br"
@@ -72,6 +73,29 @@ func BuildBundle(zip []byte, priv *rsa.PrivateKey, lim ZipLimits) (*Bundle, erro
 		if sk, err = NewSessionKey(); err != nil {
 			return nil, fmt.Errorf("content: build bundle: %w", err)
 		}
+	}
+	return buildBundle(zip, priv, sk, lim)
+}
+
+// BuildBundleWithKey is BuildBundle with priv set and the session key
+// given instead of drawn. Publishing reuses the key (and IV) of the
+// app's previous encrypted release, opened with OpenSessionKey: the
+// unchanged manifest files of the new release then encrypt to the same
+// bytes and CIDs, so nodes neither store nor replicate them again.
+//
+// Reusing a session key is a trade-off. AES-CBC with the same key and IV
+// is deterministic, so someone who sees the ciphertexts of both releases
+// (served files, or blocks exchanged by nodes) learns which files are
+// identical in both and, for a changed file and for the zip, the length
+// of the prefix it shares with its old version, to 16-byte blocks, just
+// as the files of one release already reveal that among themselves.
+// Nothing else about the plaintext is revealed, and the key is no more
+// exposed than before: anyone with the app's public key can open
+// session_key anyway. A fresh key per release (BuildBundle) hides even
+// that, at the price of every encrypted byte changing.
+func BuildBundleWithKey(zip []byte, priv *rsa.PrivateKey, sk SessionKey, lim ZipLimits) (*Bundle, error) {
+	if priv == nil {
+		return nil, errors.New("content: build bundle: a session key needs a private key")
 	}
 	return buildBundle(zip, priv, sk, lim)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/ipfs/boxo/blockservice"
@@ -47,90 +49,149 @@ type FetchStats struct {
 	Bytes   int64 // bytes of the fetched blocks
 }
 
-// fetchBatch is how many blocks one Fetch asks the exchange for at once.
+// FetchOptions tune Fetch.
+type FetchOptions struct {
+	// Rank and Of split the fetch for swarming: when Of > 1 this node
+	// first fetches its share (every Of-th block of a level, starting at
+	// Rank, in an order all nodes agree on) and then the rest in a new
+	// block-exchange session. Nodes fetching the same object at once
+	// then hold different blocks early, and the second session, which
+	// has no preference for the peer that served the first, spreads its
+	// requests over every peer that has them, not only the origin.
+	Rank, Of int
+	// Progress, if set, is called after each batch.
+	Progress func(FetchStats)
+}
+
+// fetchBatch is how many blocks one request to the exchange names.
 const fetchBatch = 256
 
 // Fetch makes every block of the object rooted at root local, asking the
-// block exchange for the missing ones within one session, and verifies
-// each block against its CID on arrival (the exchange does) and when it
-// is read back. Sibling blocks are requested in a random order, so that
-// nodes fetching the same object at the same time hold different blocks
-// early and can serve each other, not only the origin. progress, if
-// non-nil, is called after each batch.
+// block exchange for the missing ones, and verifies each block against
+// its CID on arrival (the exchange does) and when it is read back.
+// Blocks fetched are synced to disk before it returns.
 func (s *Store) Fetch(ctx context.Context, root cid.Cid, progress func(FetchStats)) (FetchStats, error) {
+	return s.FetchWith(ctx, root, FetchOptions{Progress: progress})
+}
+
+// FetchWith is Fetch with options.
+func (s *Store) FetchWith(ctx context.Context, root cid.Cid, opt FetchOptions) (FetchStats, error) {
 	var st FetchStats
-	ses := blockservice.NewSession(ctx, s.bserv)
 	level := []cid.Cid{root}
 	for len(level) > 0 {
-		rand.Shuffle(len(level), func(i, j int) { level[i], level[j] = level[j], level[i] })
-		var next []cid.Cid
-		for start := 0; start < len(level); start += fetchBatch {
-			batch := level[min(start, len(level)):min(start+fetchBatch, len(level))]
-			var missing []cid.Cid
-			for _, c := range batch {
-				st.Blocks++
-				if c.Type() == cid.Raw {
-					ok, err := s.bs.Has(ctx, c)
-					if err != nil {
-						return st, mapErr(c, err)
-					}
-					if ok {
-						continue
-					}
-					missing = append(missing, c)
-					continue
-				}
-				// Internal nodes are read (verifying them) to learn their
-				// links; a missing or corrupt one is fetched.
-				blk, err := s.bs.Get(ctx, c)
-				switch {
-				case err == nil:
-					links, err := blockLinks(c, blk)
-					if err != nil {
-						return st, err
-					}
-					next = append(next, links...)
-				case ipld.IsNotFound(err):
-					missing = append(missing, c)
-				default:
+		var next, missing []cid.Cid
+		for _, c := range level {
+			st.Blocks++
+			if c.Type() == cid.Raw {
+				ok, err := s.bs.Has(ctx, c)
+				if err != nil {
 					return st, mapErr(c, err)
 				}
-			}
-			if len(missing) == 0 {
+				if !ok {
+					missing = append(missing, c)
+				}
 				continue
 			}
-			want := make(map[cid.Cid]bool, len(missing))
-			for _, c := range missing {
-				want[c] = true
-			}
-			for blk := range ses.GetBlocks(ctx, missing) {
-				if !want[blk.Cid()] {
-					continue
+			// Internal nodes are read (verifying them) to learn their
+			// links; a missing or corrupt one is fetched.
+			blk, err := s.bs.Get(ctx, c)
+			switch {
+			case err == nil:
+				links, err := blockLinks(c, blk)
+				if err != nil {
+					return st, err
 				}
-				delete(want, blk.Cid())
-				st.Fetched++
-				st.Bytes += int64(len(blk.RawData()))
-				if blk.Cid().Type() != cid.Raw {
-					links, err := blockLinks(blk.Cid(), blk)
-					if err != nil {
-						return st, err
-					}
-					next = append(next, links...)
-				}
+				next = append(next, links...)
+			case ipld.IsNotFound(err):
+				missing = append(missing, c)
+			default:
+				return st, mapErr(c, err)
 			}
-			if len(want) > 0 {
-				if err := ctx.Err(); err != nil {
-					return st, fmt.Errorf("content: fetch %s: %d blocks still missing: %w", root, len(want), err)
-				}
-				return st, fmt.Errorf("%w: fetch %s: %d blocks not received", ErrNotFound, root, len(want))
+		}
+		groups := [][]cid.Cid{missing}
+		if opt.Of > 1 && len(missing) >= 2*opt.Of {
+			mine, rest := splitShare(missing, opt.Rank, opt.Of)
+			groups = [][]cid.Cid{mine, rest}
+		}
+		for _, g := range groups {
+			links, err := s.fetchGroup(ctx, root, g, &st, opt.Progress)
+			if err != nil {
+				return st, err
 			}
-			if progress != nil {
-				progress(st)
-			}
+			next = append(next, links...)
 		}
 		level = next
 	}
+	if st.Fetched > 0 {
+		if err := s.sync(); err != nil {
+			return st, err
+		}
+	}
 	return st, nil
+}
+
+// splitShare returns this node's share of cs (every of-th CID in CID
+// order, from rank) and the rest, each shuffled.
+func splitShare(cs []cid.Cid, rank, of int) (mine, rest []cid.Cid) {
+	sorted := slices.Clone(cs)
+	slices.SortFunc(sorted, func(a, b cid.Cid) int { return strings.Compare(a.KeyString(), b.KeyString()) })
+	for i, c := range sorted {
+		if i%of == rank%of {
+			mine = append(mine, c)
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	shuffle(mine)
+	shuffle(rest)
+	return mine, rest
+}
+
+func shuffle(cs []cid.Cid) {
+	rand.Shuffle(len(cs), func(i, j int) { cs[i], cs[j] = cs[j], cs[i] })
+}
+
+// fetchGroup fetches missing blocks in one session, in a random order,
+// and returns the links of the internal nodes among them.
+func (s *Store) fetchGroup(ctx context.Context, root cid.Cid, missing []cid.Cid, st *FetchStats, progress func(FetchStats)) ([]cid.Cid, error) {
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	shuffle(missing)
+	ses := blockservice.NewSession(ctx, s.bserv)
+	var next []cid.Cid
+	for start := 0; start < len(missing); start += fetchBatch {
+		batch := missing[start:min(start+fetchBatch, len(missing))]
+		want := make(map[cid.Cid]bool, len(batch))
+		for _, c := range batch {
+			want[c] = true
+		}
+		for blk := range ses.GetBlocks(ctx, batch) {
+			if !want[blk.Cid()] {
+				continue
+			}
+			delete(want, blk.Cid())
+			st.Fetched++
+			st.Bytes += int64(len(blk.RawData()))
+			if blk.Cid().Type() != cid.Raw {
+				links, err := blockLinks(blk.Cid(), blk)
+				if err != nil {
+					return nil, err
+				}
+				next = append(next, links...)
+			}
+		}
+		if len(want) > 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("content: fetch %s: %d blocks still missing: %w", root, len(want), err)
+			}
+			return nil, fmt.Errorf("%w: fetch %s: %d blocks not received", ErrNotFound, root, len(want))
+		}
+		if progress != nil {
+			progress(*st)
+		}
+	}
+	return next, nil
 }
 
 func blockLinks(c cid.Cid, blk blocks.Block) ([]cid.Cid, error) {

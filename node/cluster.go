@@ -278,6 +278,19 @@ func parseAddrs(ss []string) []ma.Multiaddr {
 	return out
 }
 
+// Share is this node's rank among the cluster's nodes (by id) and their
+// number, for content.FetchOptions.
+func (c *Cluster) Share() (rank, of int) {
+	nodes := c.cons.State().ClusterInfo().Nodes
+	self := c.h.ID().String()
+	for id := range nodes {
+		if id < self {
+			rank++
+		}
+	}
+	return rank, max(len(nodes), 1)
+}
+
 // Self returns this node's record: peer id, listen addresses, HTTP URL.
 func (c *Cluster) Self() state.NodeInfo {
 	return state.NodeInfo{ID: c.h.ID().String(), Addrs: hostAddrs(c.h), HTTP: c.cfg.HTTP}

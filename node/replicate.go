@@ -30,7 +30,7 @@ const (
 
 // BlockStore is what replication needs of the block store.
 type BlockStore interface {
-	Fetch(ctx context.Context, root cid.Cid, progress func(content.FetchStats)) (content.FetchStats, error)
+	FetchWith(ctx context.Context, root cid.Cid, opt content.FetchOptions) (content.FetchStats, error)
 	Complete(ctx context.Context, root cid.Cid) (bool, error)
 	Verify(ctx context.Context, root cid.Cid) (bool, error)
 	Count(ctx context.Context, root cid.Cid) (held, known int, err error)
@@ -52,6 +52,10 @@ type ReplicatorConfig struct {
 	Zips string
 	// Parallel is how many objects are fetched at once (default 8).
 	Parallel int
+	// Share, if set, gives this node's rank among the nodes and their
+	// number, so that nodes fetching the same release at once first
+	// fetch different parts of it (see content.FetchOptions).
+	Share func() (rank, of int)
 	// ScrubInterval is how often every eagerly replicated object is
 	// re-read and checked against its CIDs (a corrupt block is dropped
 	// and fetched again); 0 means 6 hours, <0 never.
@@ -250,11 +254,15 @@ func (r *Replicator) fetch(o *objectState) {
 	var fs content.FetchStats
 	if err == nil && !ok {
 		start := time.Now()
-		fs, err = r.cfg.Store.Fetch(ctx, o.root, func(p content.FetchStats) {
+		opt := content.FetchOptions{Progress: func(p content.FetchStats) {
 			r.mu.Lock()
 			o.fetched = p
 			r.mu.Unlock()
-		})
+		}}
+		if r.cfg.Share != nil {
+			opt.Rank, opt.Of = r.cfg.Share()
+		}
+		fs, err = r.cfg.Store.FetchWith(ctx, o.root, opt)
 		if err == nil {
 			r.log.Debug("replicated object", "cid", o.root, "blocks", fs.Blocks, "fetched", fs.Fetched,
 				"bytes", fs.Bytes, "took", time.Since(start).Round(time.Millisecond))

@@ -424,6 +424,11 @@ func init() {
 		fs.String("checksum", "", "checksum printed by `capgo bundle encrypt`")
 		fs.String("min-native", "", "minimum native `version` (Capgo min_update_version, for --disable-auto-update version_number)")
 		fs.Bool("plain", false, "publish unencrypted even though the app has a public key")
+		fs.Bool("fresh-session-key", false, "with --key, encrypt with a new random session key instead of reusing the one (AES key and IV)\n"+
+			"of the app's latest release encrypted with this key. Reuse keeps unchanged manifest files\n"+
+			"byte-identical, so nodes store and replicate only the changed ones; the cost is that anyone who\n"+
+			"sees both releases' encrypted bytes can tell which files are identical and how long a changed\n"+
+			"file's (or the zip's) common prefix with its old version is, to 16 bytes; nothing else")
 	}
 }
 
@@ -441,6 +446,10 @@ func cmdPublish(ctx context.Context, env *cmdEnv) error {
 	}
 	if sk != "" && keyPath != "" {
 		return usagef("use either --key (mirrord encrypts) or --session-key/--checksum (already encrypted), not both")
+	}
+	freshKey := flagBool(env.fs, "fresh-session-key")
+	if freshKey && keyPath == "" {
+		return usagef("--fresh-session-key goes with --key (it chooses the session key mirrord encrypts with)")
 	}
 	c, err := newClient(env.fs)
 	if err != nil {
@@ -497,7 +506,22 @@ func cmdPublish(ctx context.Context, env *cmdEnv) error {
 		if err := matchKey(app, priv); err != nil {
 			return err
 		}
-		if b, err = content.BuildBundle(zipData, priv, lim); err != nil {
+		// With --json stdout holds only the JSON answer.
+		note := env.stdout
+		if flagBool(env.fs, "json") {
+			note = env.stderr
+		}
+		reuse, msg, err := reusableSessionKey(ctx, c, app, priv, freshKey)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(note, msg)
+		if reuse != nil {
+			b, err = content.BuildBundleWithKey(zipData, priv, *reuse, lim)
+		} else {
+			b, err = content.BuildBundle(zipData, priv, lim)
+		}
+		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 	default:
@@ -584,3 +608,38 @@ func humanBytes(n int64) string {
 }
 
 func pathEsc(s string) string { return url.PathEscape(s) }
+
+// reusableSessionKey picks the session key for `publish --key`: the one
+// of the app's most recent release (highest created_at) encrypted with
+// priv's key, opened with the public key as a device does, so that the
+// unchanged files of the new release keep their encrypted bytes and
+// CIDs. It returns nil (BuildBundle then draws a new key) when fresh is
+// set, when no such release exists, or when that release's session key
+// does not open; msg is the line telling the user which case it was.
+func reusableSessionKey(ctx context.Context, c *client, app adminapi.AppInfo, priv *rsa.PrivateKey, fresh bool) (sk *content.SessionKey, msg string, err error) {
+	if fresh {
+		return nil, "session key: new random key (--fresh-session-key)", nil
+	}
+	keyID := content.KeyID(string(content.PublicKeyPEM(&priv.PublicKey)))
+	var rels []adminapi.ReleaseInfo
+	if err := c.do(ctx, "GET", "/admin/v1/apps/"+pathEsc(app.ID)+"/releases", nil, &rels); err != nil {
+		return nil, "", fmt.Errorf("list releases of %s to reuse their session key (--fresh-session-key skips this): %w", app.ID, err)
+	}
+	var latest *state.Release
+	for _, r := range rels {
+		if r.Release == nil || r.SessionKey == "" || (r.KeyID != keyID && r.KeyID != app.KeyID) {
+			continue
+		}
+		if latest == nil || r.CreatedAt > latest.CreatedAt || (r.CreatedAt == latest.CreatedAt && r.Version > latest.Version) {
+			latest = r.Release
+		}
+	}
+	if latest == nil {
+		return nil, fmt.Sprintf("session key: new random key (no earlier release of %s is encrypted with key_id %s)", app.ID, keyID), nil
+	}
+	k, err := content.OpenSessionKey(latest.SessionKey, &priv.PublicKey)
+	if err != nil {
+		return nil, fmt.Sprintf("session key: new random key (the session key of release %s does not open with this key: %v)", latest.Version, err), nil
+	}
+	return &k, fmt.Sprintf("session key: reused from release %s, so unchanged files keep their encrypted bytes (--fresh-session-key for a new one)", latest.Version), nil
+}

@@ -453,10 +453,20 @@ func TestClusterFailover(t *testing.T) {
 	leader.p.kill(t)
 	var failover time.Duration
 	waitUntil(t, "a new leader", 15*time.Second, func() bool {
-		st, err := statusAt(t, others[0].p.url, admin)
-		if err == nil && st.Node.LeaderID != "" && st.Node.LeaderID != oldLeader {
-			failover = time.Since(killed)
-			return true
+		for _, o := range others {
+			var rz struct {
+				Leader string `json:"leader"`
+			}
+			resp, err := http.Get(o.p.url + "/readyz")
+			if err != nil {
+				continue
+			}
+			err = json.NewDecoder(resp.Body).Decode(&rz)
+			resp.Body.Close()
+			if err == nil && rz.Leader != "" && rz.Leader != oldLeader {
+				failover = time.Since(killed)
+				return true
+			}
 		}
 		return false
 	})

@@ -205,11 +205,13 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	bsw := node.NewExchange(xctx, h, store.Blockstore(), member)
 	defer closeLogged(log, "bitswap", bsw.Close)
 	store.SetExchange(bsw)
+	var share func() (int, int)
 	repl := node.NewReplicator(node.ReplicatorConfig{
 		Store: store, State: cons, Zips: cfg.Replication.Zips, Parallel: cfg.Replication.Parallel,
 		ScrubInterval: time.Duration(cfg.Replication.ScrubInterval), GCInterval: time.Duration(cfg.Replication.GCInterval),
 		GCGrace: time.Duration(cfg.Replication.GCGrace), DiskBudget: int64(cfg.Replication.DiskBudget),
-		Log: log.With("component", "replication"),
+		Share: func() (int, int) { return share() },
+		Log:   log.With("component", "replication"),
 	})
 	cluster := node.NewCluster(node.ClusterConfig{
 		Host: h, Cons: cons, HTTP: httpURL, Voters: cfg.Cluster.Voters,
@@ -218,6 +220,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 		Log:      log.With("component", "cluster"),
 	})
 	cl.Store(cluster)
+	share = cluster.Share
 	defer closeLogged(log, "cluster", cluster.Close)
 
 	var token string

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
@@ -151,6 +152,15 @@ func shuffle(cs []cid.Cid) {
 	rand.Shuffle(len(cs), func(i, j int) { cs[i], cs[j] = cs[j], cs[i] })
 }
 
+// stallTimeout is how long a fetch waits without receiving any block
+// before it starts a new exchange session for what is still missing (a
+// session can wait a long time on a peer that timed out or said it had
+// nothing); stallRetries such rounds without progress fail the fetch.
+var (
+	stallTimeout = 10 * time.Second
+	stallRetries = 3
+)
+
 // fetchGroup fetches missing blocks in one session, in a random order,
 // and returns the links of the internal nodes among them.
 func (s *Store) fetchGroup(ctx context.Context, root cid.Cid, missing []cid.Cid, st *FetchStats, progress func(FetchStats)) ([]cid.Cid, error) {
@@ -158,40 +168,90 @@ func (s *Store) fetchGroup(ctx context.Context, root cid.Cid, missing []cid.Cid,
 		return nil, nil
 	}
 	shuffle(missing)
-	ses := blockservice.NewSession(ctx, s.bserv)
 	var next []cid.Cid
+	stalls := 0
+	for len(missing) > 0 {
+		got, links, err := s.fetchRound(ctx, missing, st, progress)
+		if err != nil {
+			return nil, err
+		}
+		next = append(next, links...)
+		if len(got) == 0 {
+			stalls++
+		} else {
+			stalls = 0
+		}
+		rest := missing[:0:0]
+		for _, c := range missing {
+			if !got[c] {
+				rest = append(rest, c)
+			}
+		}
+		missing = rest
+		if len(missing) == 0 {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("content: fetch %s: %d blocks still missing: %w", root, len(missing), err)
+		}
+		if stalls >= stallRetries {
+			return nil, fmt.Errorf("%w: fetch %s: %d blocks not received from any peer", ErrNotFound, root, len(missing))
+		}
+	}
+	return next, nil
+}
+
+// fetchRound asks one new session for missing, batch by batch, until
+// everything arrived or no block came for stallTimeout.
+func (s *Store) fetchRound(ctx context.Context, missing []cid.Cid, st *FetchStats, progress func(FetchStats)) (map[cid.Cid]bool, []cid.Cid, error) {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ses := blockservice.NewSession(rctx, s.bserv)
+	got := make(map[cid.Cid]bool, len(missing))
+	var next []cid.Cid
+	stall := time.NewTimer(stallTimeout)
+	defer stall.Stop()
 	for start := 0; start < len(missing); start += fetchBatch {
 		batch := missing[start:min(start+fetchBatch, len(missing))]
 		want := make(map[cid.Cid]bool, len(batch))
 		for _, c := range batch {
 			want[c] = true
 		}
-		for blk := range ses.GetBlocks(ctx, batch) {
-			if !want[blk.Cid()] {
-				continue
-			}
-			delete(want, blk.Cid())
-			st.Fetched++
-			st.Bytes += int64(len(blk.RawData()))
-			if blk.Cid().Type() != cid.Raw {
-				links, err := blockLinks(blk.Cid(), blk)
-				if err != nil {
-					return nil, err
+		ch := ses.GetBlocks(rctx, batch)
+	recv:
+		for len(want) > 0 {
+			select {
+			case blk, ok := <-ch:
+				if !ok {
+					break recv
 				}
-				next = append(next, links...)
+				if !want[blk.Cid()] {
+					continue
+				}
+				delete(want, blk.Cid())
+				got[blk.Cid()] = true
+				st.Fetched++
+				st.Bytes += int64(len(blk.RawData()))
+				if blk.Cid().Type() != cid.Raw {
+					links, err := blockLinks(blk.Cid(), blk)
+					if err != nil {
+						return nil, nil, err
+					}
+					next = append(next, links...)
+				}
+				stall.Reset(stallTimeout)
+			case <-stall.C:
+				return got, next, nil
 			}
 		}
 		if len(want) > 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("content: fetch %s: %d blocks still missing: %w", root, len(want), err)
-			}
-			return nil, fmt.Errorf("%w: fetch %s: %d blocks not received", ErrNotFound, root, len(want))
+			return got, next, nil
 		}
 		if progress != nil {
 			progress(*st)
 		}
 	}
-	return next, nil
+	return got, next, nil
 }
 
 func blockLinks(c cid.Cid, blk blocks.Block) ([]cid.Cid, error) {

@@ -77,6 +77,7 @@ type Cluster struct {
 	cons *consensus.Node
 	log  *slog.Logger
 
+	joinMu     sync.Mutex
 	mu         sync.Mutex
 	adminToken string
 	trusted    map[peer.ID]bool // members learnt from a join reply
@@ -569,6 +570,10 @@ func (c *Cluster) leaderJoin(ctx context.Context, enc *json.Encoder, req rpcRequ
 	if err := enc.Encode(rpcReply{Members: members}); err != nil {
 		return
 	}
+	// Joins are admitted one at a time, so that two nodes joining at
+	// once cannot both take the last voter seat.
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
 	voters, isVoter, present := 0, false, false
 	if f := c.cons.Raft().GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
@@ -1004,7 +1009,8 @@ func (c *Cluster) Reports(ctx context.Context) []NodeReport {
 			}
 			switch {
 			case err != nil:
-				out[i] = NodeReport{ID: m.ID, Addrs: m.Addrs, HTTP: m.HTTP, Voter: voters[m.ID], Role: "unreachable", Error: err.Error()}
+				msg := strings.Join(strings.Fields(err.Error()), " ")
+				out[i] = NodeReport{ID: m.ID, Addrs: m.Addrs, HTTP: m.HTTP, Voter: voters[m.ID], Role: "unreachable", Error: msg}
 			case rep.Error != nil:
 				out[i] = NodeReport{ID: m.ID, Addrs: m.Addrs, HTTP: m.HTTP, Voter: voters[m.ID], Role: "unreachable", Error: rep.Error.Message}
 			default:

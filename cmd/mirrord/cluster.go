@@ -99,12 +99,17 @@ func printStatus(w io.Writer, out adminapi.Status) {
 		}
 		rel := fmt.Sprintf("%d/%d", ready, len(r.Releases))
 		if r.Error != "" {
-			rel = "? (" + r.Error + ")"
+			rel = "?"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%s\t%s\t%s\t%s\n", r.ID, role, r.Voter, r.AppliedIndex, lc,
 			dash(r.HTTP), dash(strings.Join(r.Addrs, ",")), rel)
 	}
 	tw.Flush()
+	for _, r := range nodes {
+		if r.Error != "" {
+			fmt.Fprintf(w, "node %s: %s\n", r.ID, r.Error)
+		}
+	}
 	fmt.Fprintf(w, "%d app(s)\n", out.Apps)
 	if len(out.Releases) == 0 {
 		return

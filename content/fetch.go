@@ -153,11 +153,13 @@ func shuffle(cs []cid.Cid) {
 }
 
 // stallTimeout is how long a fetch waits without receiving any block
-// before it starts a new exchange session for what is still missing (a
-// session can wait a long time on a peer that timed out or said it had
-// nothing); stallRetries such rounds without progress fail the fetch.
+// before it starts a new exchange session for what is still missing.
+// Under load a bitswap session now and then loses a few wants and waits
+// on them for a long time (seen here with 4 nodes fetching 100 MiB at
+// once on 2 cores); a new session asks again. stallRetries rounds in a
+// row without any block fail the fetch (the replicator retries later).
 var (
-	stallTimeout = 10 * time.Second
+	stallTimeout = 3 * time.Second
 	stallRetries = 3
 )
 

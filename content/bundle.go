@@ -122,7 +122,7 @@ func buildBundle(zip []byte, priv *rsa.PrivateKey, sk SessionKey, lim ZipLimits)
 	b.Files = make([]BundleFile, 0, len(files))
 	for _, f := range files {
 		bf := BundleFile{Name: f.Name, Hash: SHA256Hex(f.Data), Data: f.Data}
-		if len(f.Data) >= brotliMinSize {
+		if len(f.Data) >= brotliMinSize && mayCompress(f.Data) {
 			br, err := brotliCompress(f.Data)
 			if err != nil {
 				return nil, fmt.Errorf("content: build bundle: %s: %w", f.Name, err)
@@ -193,6 +193,30 @@ func BrotliDecode(data []byte, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("content: brotli: %w", err)
 	}
 	return out, nil
+}
+
+// mayCompress is a cheap guess whether Brotli at full quality could
+// shrink data: it compresses three 16 KiB samples (start, middle, end)
+// at the fastest level and says no when they did not shrink by 2%.
+// Quality 11 on incompressible bytes (images, already compressed
+// assets) costs seconds per MiB and is then thrown away; a file whose
+// samples are all incompressible but whose other parts are not is
+// served uncompressed, which is still correct.
+func mayCompress(data []byte) bool {
+	const sample = 16 << 10
+	if len(data) <= 3*sample {
+		return true
+	}
+	var in, out int
+	for _, off := range []int{0, len(data)/2 - sample/2, len(data) - sample} {
+		var buf bytes.Buffer
+		w := brotli.NewWriterLevel(&buf, brotli.BestSpeed)
+		_, _ = w.Write(data[off : off+sample])
+		_ = w.Close()
+		in += sample
+		out += buf.Len()
+	}
+	return out < in*98/100
 }
 
 func brotliCompress(data []byte) ([]byte, error) {

@@ -35,11 +35,12 @@ type GCOptions struct {
 type GCResult struct {
 	// BlocksKept counts the stored blocks left in place: reachable from
 	// keep, or younger than the grace period.
-	BlocksKept, BlocksRemoved int
+	BlocksKept    int `json:"blocks_kept"`
+	BlocksRemoved int `json:"blocks_removed"`
 	// BytesFreed is the size of the removed blocks and cache files.
-	BytesFreed int64
+	BytesFreed int64 `json:"bytes_freed"`
 	// CacheFilesRemoved counts removed cache copies of objects.
-	CacheFilesRemoved int
+	CacheFilesRemoved int `json:"cache_files_removed"`
 }
 
 // gcSweepBatch is how many blocks GC deletes per hold of the write lock

@@ -165,6 +165,7 @@ func (r *Replicator) loop() {
 	scrubEvery, gcEvery := r.cfg.ScrubInterval, r.cfg.GCInterval
 	nextScrub := time.Now().Add(max(scrubEvery, time.Minute))
 	nextGC := time.Now().Add(time.Minute)
+	var lastGC time.Time
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -173,11 +174,13 @@ func (r *Replicator) loop() {
 			r.Scrub(r.ctx)
 			nextScrub = now.Add(scrubEvery)
 		}
-		if gcEvery > 0 && now.After(nextGC) || r.overBudget() {
+		// Over the disk budget GC runs early, but at most once a minute.
+		if (gcEvery > 0 && now.After(nextGC)) || (now.After(lastGC.Add(time.Minute)) && r.overBudget()) {
 			if _, err := r.GC(r.ctx); err != nil && r.ctx.Err() == nil {
 				r.log.Warn("block garbage collection failed", "err", err)
 			}
-			nextGC = now.Add(max(gcEvery, time.Minute))
+			lastGC = time.Now()
+			nextGC = lastGC.Add(max(gcEvery, time.Minute))
 		}
 		wake := r.schedule()
 		timer.Reset(max(time.Until(wake), 10*time.Millisecond))

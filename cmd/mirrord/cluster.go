@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"mirrord/content"
 	"mirrord/node"
 	"mirrord/node/adminapi"
 )
@@ -26,6 +27,8 @@ func init() {
 	flagSetups["cluster token"] = client(func(fs *flag.FlagSet) {
 		fs.Duration("ttl", 24*time.Hour, "how long the token can be used")
 	})
+	register(command{name: "gc", help: "Remove blocks no release references from the node's store now (nodes also do it every replication.gc_interval).", run: cmdGC})
+	flagSetups["gc"] = client(nil)
 	register(command{name: "cluster remove", args: "NODE_ID", help: "Remove a node from the cluster (its id is in `mirrord status`).", run: cmdClusterRemove})
 	flagSetups["cluster remove"] = client(nil)
 }
@@ -65,6 +68,26 @@ func cmdClusterRemove(ctx context.Context, env *cmdEnv) error {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "removed node %s\n", id)
+	return nil
+}
+
+func cmdGC(ctx context.Context, env *cmdEnv) error {
+	if err := env.needArgs(0, "no arguments"); err != nil {
+		return err
+	}
+	c, err := newClient(env.fs)
+	if err != nil {
+		return err
+	}
+	var out content.GCResult
+	if err := c.do(ctx, "POST", "/admin/v1/gc", nil, &out); err != nil {
+		return err
+	}
+	if flagBool(env.fs, "json") {
+		return printJSON(env.stdout, out)
+	}
+	fmt.Fprintf(env.stdout, "removed %d blocks (%s) and %d cached copies; kept %d blocks\n",
+		out.BlocksRemoved, humanBytes(out.BytesFreed), out.CacheFilesRemoved, out.BlocksKept)
 	return nil
 }
 

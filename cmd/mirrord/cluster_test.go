@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -639,4 +640,70 @@ func peerAddrInfo(pi node.PeerInfo) (peer.AddrInfo, error) {
 		ai.Addrs = append(ai.Addrs, a)
 	}
 	return ai, nil
+}
+
+// TestGCAndDiskBudget: deleting a release frees its blocks at the next
+// GC (blocks shared with a kept release stay), and past the disk
+// budget uploads are refused with 507.
+func TestGCAndDiskBudget(t *testing.T) {
+	vec := vectors(t)
+	n := startNodeWith(t, "", func(c *configs.Config) {
+		c.Replication.GCGrace = configs.Duration(time.Millisecond)
+		c.Replication.DiskBudget = 3 << 20
+	})
+	const app = "com.example.gc"
+	n.cli(t, "app", "create", app)
+	n.cli(t, "publish", "--app", app, "--version", "1.0.1", "--channel", "production", filepath.Join(vec, "src-1.0.1"))
+	big := t.TempDir()
+	if err := os.WriteFile(filepath.Join(big, "index.html"), []byte("<!doctype html>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	blob := make([]byte, 1<<20)
+	if _, err := rand.Read(blob); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(big, "big.bin"), blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.cli(t, "publish", "--app", app, "--version", "2.0.0", big)
+	n.cli(t, "release", "delete", app, "2.0.0")
+	var res struct {
+		BlocksRemoved int   `json:"blocks_removed"`
+		BytesFreed    int64 `json:"bytes_freed"`
+	}
+	if err := json.Unmarshal([]byte(n.cli(t, "gc", "--json")), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.BlocksRemoved == 0 || res.BytesFreed < 1<<20 {
+		t.Fatalf("gc after deleting 2.0.0: %+v", res)
+	}
+	// 1.0.1 is intact.
+	dev := newDevice(t, n, app, nil)
+	if r, err := dev.Update(context.Background()); err != nil || r.Installed != "1.0.1" {
+		t.Fatalf("install after gc: %v %+v", err, r)
+	}
+	sameTree(t, filepath.Join(vec, "src-1.0.1"), dev.CurrentDir())
+
+	// Over the 3 MiB budget: the upload is refused with 507.
+	huge := t.TempDir()
+	os.WriteFile(filepath.Join(huge, "index.html"), []byte("<!doctype html>"), 0o644)
+	big4 := make([]byte, 4<<20)
+	if _, err := rand.Read(big4); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(huge, "a.bin"), big4, 0o644)
+	out, err := n.cliErr("publish", "--app", app, "--version", "3.0.0", huge)
+	if err == nil || !strings.Contains(out+err.Error(), "disk budget") {
+		t.Fatalf("publish past the disk budget: %v\n%s", err, out)
+	}
+	req, _ := http.NewRequest("POST", n.url+"/admin/v1/objects", bytes.NewReader(big4))
+	req.Header.Set("Authorization", "Bearer "+n.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInsufficientStorage {
+		t.Fatalf("upload past the budget: HTTP %d, want 507", resp.StatusCode)
+	}
 }

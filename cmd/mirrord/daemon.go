@@ -275,7 +275,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	httpapi.New(httpapi.Config{PublicURL: cfg.Node.PublicURL, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes)},
 		cons, store, stats, node.Overrides{Cons: cluster}, log.With("component", "devices")).Register(mux)
 	adminapi.New(adminapi.Config{Token: token, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes),
-		MaxUploadBytes: int64(cfg.Limits.MaxUploadBytes), Cluster: cluster, Budget: repl.CheckBudget, Barrier: cluster.Barrier},
+		MaxUploadBytes: int64(cfg.Limits.MaxUploadBytes), Cluster: cluster, Budget: repl.CheckBudget, Barrier: cluster.Barrier, GC: repl.GC},
 		cluster, store, log.With("component", "admin")).Register(mux)
 	mux.Handle("GET /cluster/v1/peer", cluster.PeerInfoHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

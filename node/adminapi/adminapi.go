@@ -68,6 +68,9 @@ type Config struct {
 	// follower include writes made through other nodes; its error is
 	// ignored (the local state is served).
 	Barrier func(ctx context.Context) error
+	// GC, if set, runs garbage collection on this node now
+	// (POST /admin/v1/gc).
+	GC func(ctx context.Context) (content.GCResult, error)
 	// Budget, if set, is asked before an upload of n bytes is stored; an
 	// error refuses it with 507.
 	Budget func(n int64) error
@@ -114,6 +117,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("PUT /admin/v1/apps/{app}/devices/{device}", a.setDevice)
 	h("DELETE /admin/v1/apps/{app}/devices/{device}", a.unsetDevice)
 	h("POST /admin/v1/cluster/tokens", a.joinToken)
+	h("POST /admin/v1/gc", a.gc)
 	h("DELETE /admin/v1/cluster/nodes/{id}", a.removeNode)
 	mux.Handle("/admin/", a.auth(func(r *http.Request) (int, any, error) {
 		return 0, nil, notFound("no admin endpoint %s %s (see the README's HTTP section)", r.Method, r.URL.Path)
@@ -777,4 +781,15 @@ func (a *API) removeNode(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]string{"removed": id}, nil
+}
+
+func (a *API) gc(r *http.Request) (int, any, error) {
+	if a.cfg.GC == nil {
+		return 0, nil, notFound("this node runs without garbage collection")
+	}
+	res, err := a.cfg.GC(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, res, nil
 }

@@ -570,8 +570,7 @@ func TestClusterLateJoinerPSK(t *testing.T) {
 		a.cli(t, "device", "set", app, fmt.Sprintf("00000000-0000-4000-8000-00000000000%d", i), "--channel", "beta")
 	}
 	waitUntil(t, "a raft snapshot on the first node", 30*time.Second, func() bool {
-		snaps, _ := filepath.Glob(filepath.Join(a.data, "raft", "snapshots", "*", "state.bin"))
-		return len(snaps) > 0
+		return len(doneSnapshots(a.data)) > 0
 	})
 
 	tok := strings.Fields(a.cli(t, "cluster", "token"))[0]
@@ -580,7 +579,7 @@ func TestClusterLateJoinerPSK(t *testing.T) {
 		st := b.status(t)
 		return readyEverywhere(st, app, "1.0.1", 2) && readyEverywhere(st, app, "1.0.2", 2)
 	})
-	if snaps, _ := filepath.Glob(filepath.Join(b.data, "raft", "snapshots", "*", "state.bin")); len(snaps) == 0 {
+	if len(doneSnapshots(b.data)) == 0 {
 		t.Error("the late joiner did not receive a raft snapshot")
 	}
 	dev := newDevice(t, b, app, pub)
@@ -706,4 +705,41 @@ func TestGCAndDiskBudget(t *testing.T) {
 	if resp.StatusCode != http.StatusInsufficientStorage {
 		t.Fatalf("upload past the budget: HTTP %d, want 507", resp.StatusCode)
 	}
+}
+
+// TestJoinRefused: a wrong join token stops the new node at once with a
+// message that says what to do.
+func TestJoinRefused(t *testing.T) {
+	a := startNode(t, "")
+	cfg := configs.Default()
+	cfg.Node.Data = t.TempDir()
+	cfg.Node.HTTP = "127.0.0.1:0"
+	cfg.Node.P2P = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.Cluster.Join, cfg.Cluster.JoinToken = a.url, strings.Repeat("0", 64)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := serve(ctx, cfg, slog.New(slog.DiscardHandler), nil)
+	if err == nil || !strings.Contains(err.Error(), "join token is wrong or expired") {
+		t.Fatalf("serve with a bad join token: %v", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("refusal took %s", d)
+	}
+	if st := a.status(t); len(st.Nodes) != 1 {
+		t.Fatalf("the refused node shows up: %+v", st.Nodes)
+	}
+}
+
+// doneSnapshots lists the completed raft snapshots of a data dir (raft
+// writes a snapshot in NAME.tmp and renames it when done).
+func doneSnapshots(data string) []string {
+	var out []string
+	metas, _ := filepath.Glob(filepath.Join(data, "raft", "snapshots", "*", "meta.json"))
+	for _, m := range metas {
+		if !strings.HasSuffix(filepath.Dir(m), ".tmp") {
+			out = append(out, m)
+		}
+	}
+	return out
 }

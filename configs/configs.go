@@ -104,6 +104,9 @@ type Raft struct {
 	// TrailingLogs is how many log entries are kept after a snapshot; a
 	// node further behind catches up from the snapshot. 0: 10240.
 	TrailingLogs uint64 `yaml:"trailing_logs"`
+	// WALSegmentSize is the size of one raft log segment file; 0: 64MiB.
+	// Compacted log entries are dropped a whole segment at a time.
+	WALSegmentSize ByteSize `yaml:"wal_segment_size"`
 }
 
 // Default returns the built-in configuration: a single node with data in

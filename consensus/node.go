@@ -42,6 +42,11 @@ type Config struct {
 	// TrailingLogs is how many log entries are kept after a snapshot;
 	// a follower further behind than that catches up from the snapshot.
 	TrailingLogs uint64
+	// WALSegmentSize is the size of a raft log segment file; 0 means
+	// raft-wal's default (64 MiB). Log entries before a snapshot are
+	// only dropped a whole segment at a time, so a follower far behind
+	// catches up from the snapshot only once segments have rolled.
+	WALSegmentSize int
 
 	// Logger receives consensus and raft logs; nil discards them.
 	Logger *slog.Logger
@@ -188,8 +193,12 @@ func OpenWith(cfg Config, trans raft.Transport, st Stores) (n *Node, err error) 
 		// wait forever; so the node owns the meta store and closes it
 		// after the WAL.
 		meta := &metadb.BoltMetaDB{}
+		segSize := raftwal.WithSegmentSize(64 << 20) // raft-wal's default
+		if cfg.WALSegmentSize > 0 {
+			segSize = raftwal.WithSegmentSize(cfg.WALSegmentSize)
+		}
 		wal, err := raftwal.Open(walDir, raftwal.WithLogger(hlog.Named("wal")),
-			raftwal.WithMetaStore(meta))
+			raftwal.WithMetaStore(meta), segSize)
 		if err != nil {
 			_ = meta.Close()
 			return nil, fmt.Errorf("consensus: open wal %s: %w", walDir, err)

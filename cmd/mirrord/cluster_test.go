@@ -555,6 +555,9 @@ func TestClusterLateJoinerPSK(t *testing.T) {
 		c.Raft.SnapshotThreshold = 4
 		c.Raft.SnapshotInterval = configs.Duration(50 * time.Millisecond)
 		c.Raft.TrailingLogs = 1
+		// Small log segments, so that compaction really drops the head
+		// of the log and the joiner must be sent a snapshot.
+		c.Raft.WALSegmentSize = 4 << 10
 	}
 	a := startNodeWith(t, "", small)
 	const app = "com.example.late"
@@ -574,13 +577,17 @@ func TestClusterLateJoinerPSK(t *testing.T) {
 	})
 
 	tok := strings.Fields(a.cli(t, "cluster", "token"))[0]
-	b := joinNode(t, a.url, tok, small)
+	// The joiner takes no snapshots of its own (default threshold), so
+	// a snapshot in its data dir can only have come from the leader.
+	b := joinNode(t, a.url, tok, func(c *configs.Config) { c.Node.PSKFile = psk })
 	waitUntil(t, "both releases ready on both nodes", 60*time.Second, func() bool {
 		st := b.status(t)
 		return readyEverywhere(st, app, "1.0.1", 2) && readyEverywhere(st, app, "1.0.2", 2)
 	})
 	if len(doneSnapshots(b.data)) == 0 {
-		t.Error("the late joiner did not receive a raft snapshot")
+		ents, _ := filepath.Glob(filepath.Join(b.data, "raft", "snapshots", "*", "*"))
+		aents, _ := filepath.Glob(filepath.Join(a.data, "raft", "snapshots", "*", "*"))
+		t.Errorf("the late joiner did not receive a raft snapshot: %v (leader has %v)", ents, aents)
 	}
 	dev := newDevice(t, b, app, pub)
 	if res, err := dev.Update(context.Background()); err != nil || res.Installed != "1.0.2" {

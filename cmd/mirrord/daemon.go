@@ -190,6 +190,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	if cfg.Raft.TrailingLogs > 0 {
 		ccfg.TrailingLogs = cfg.Raft.TrailingLogs
 	}
+	ccfg.WALSegmentSize = int(cfg.Raft.WALSegmentSize)
 	cons, err := consensus.Open(ccfg, trans)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"mirrord/consensus/consensustest"
 	"mirrord/content"
 )
 
@@ -248,7 +249,7 @@ func BenchmarkDeltaEncrypted(b *testing.B) {
 						files = append(files, origin.add(b, f.Data))
 					}
 					box.publish("app", version, zip, files...)
-					waitTrue(b, version+" replicated", time.Minute, func() bool { return repl.Ready("app", version) })
+					consensustest.WaitFor(b, version+" replicated", func() bool { return repl.Ready("app", version) }, time.Minute)
 				}
 				publish("1.0.0", b1)
 				before, _ := ExchangeStatsOf(follower.bs)

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"mirrord/consensus/consensustest"
 	"mirrord/consensus/state"
 	"mirrord/content"
 )
@@ -154,17 +155,6 @@ func (b *stateBox) publish(app, version string, zip content.Object, files ...con
 	}
 }
 
-func waitTrue(tb testing.TB, what string, d time.Duration, cond func() bool) {
-	tb.Helper()
-	end := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(end) {
-			tb.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestStreamThrough: a node that does not hold an object yet serves it
 // by fetching the missing blocks on demand.
 func TestStreamThrough(t *testing.T) {
@@ -206,7 +196,7 @@ func TestReplicatorFetchesAndRepairs(t *testing.T) {
 		box.publish("app", "1.0.0", zip, f1, f2)
 	}
 	for p, r := range repls {
-		waitTrue(t, "release ready", 30*time.Second, func() bool { return r.Ready("app", "1.0.0") })
+		consensustest.WaitFor(t, "release ready", func() bool { return r.Ready("app", "1.0.0") }, 30*time.Second)
 		for _, o := range []content.Object{f1, f2} {
 			if ok, _ := p.store.Complete(context.Background(), o.CID); !ok {
 				t.Fatal("a manifest file is not complete after ready")
@@ -237,10 +227,10 @@ func TestReplicatorFetchesAndRepairs(t *testing.T) {
 	if n := repls[edge].Scrub(context.Background()); n != 1 {
 		t.Fatalf("scrub found %d bad objects, want 1", n)
 	}
-	waitTrue(t, "ready again after repair", 30*time.Second, func() bool {
+	consensustest.WaitFor(t, "ready again after repair", func() bool {
 		now, _ := os.ReadFile(path)
 		return repls[edge].Ready("app", "1.0.0") && bytes.Equal(now, orig)
-	})
+	}, 30*time.Second)
 	if edge.store.Repaired() == 0 {
 		t.Error("no repair counted")
 	}

@@ -204,14 +204,12 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	xctx, xcancel := context.WithCancel(context.Background())
 	defer xcancel()
 	bsw := node.NewExchange(xctx, h, store.Blockstore(), member)
-	defer closeLogged(log, "bitswap", bsw.Close)
-	store.SetExchange(bsw)
-	var share func() (int, int)
+	store.SetExchange(bsw) // store.Close closes bitswap too
 	repl := node.NewReplicator(node.ReplicatorConfig{
 		Store: store, State: cons, Zips: cfg.Replication.Zips, Parallel: cfg.Replication.Parallel,
 		ScrubInterval: time.Duration(cfg.Replication.ScrubInterval), GCInterval: time.Duration(cfg.Replication.GCInterval),
 		GCGrace: time.Duration(cfg.Replication.GCGrace), DiskBudget: int64(cfg.Replication.DiskBudget),
-		Share: func() (int, int) { return share() },
+		Share: func() (int, int) { return cl.Load().Share() },
 		Log:   log.With("component", "replication"),
 	})
 	cluster := node.NewCluster(node.ClusterConfig{
@@ -221,7 +219,6 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 		Log:      log.With("component", "cluster"),
 	})
 	cl.Store(cluster)
-	share = cluster.Share
 	defer closeLogged(log, "cluster", cluster.Close)
 
 	var token string

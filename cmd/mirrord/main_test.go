@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,8 +17,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"mirrord/configs"
 )
 
 // TestMain lets the test binary act as the mirrord binary, so tests can
@@ -58,37 +55,7 @@ type testNode struct {
 
 func startNode(t *testing.T, data string) *testNode {
 	t.Helper()
-	if data == "" {
-		data = t.TempDir()
-	}
-	cfg := configs.Default()
-	cfg.Node.Data = data
-	cfg.Node.HTTP = "127.0.0.1:0"
-	cfg.Node.P2P = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.Stats.FlushInterval = configs.Duration(50 * time.Millisecond)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	n := &testNode{data: data, cancel: cancel, done: make(chan error, 1)}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	go func() { n.done <- serve(ctx, cfg, log, ready) }()
-	select {
-	case addr := <-ready:
-		n.url = "http://" + addr
-	case err := <-n.done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("node did not become ready within 60s")
-	}
-	b, err := os.ReadFile(filepath.Join(data, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.token = strings.TrimSpace(string(b))
-	t.Cleanup(n.stop)
-	return n
+	return startNodeWith(t, data, nil)
 }
 
 func (n *testNode) stop() {

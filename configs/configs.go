@@ -93,6 +93,15 @@ type Stats struct {
 	MaxBytes      ByteSize `yaml:"max_bytes"`
 	SegmentBytes  ByteSize `yaml:"segment_bytes"`
 	FlushInterval Duration `yaml:"flush_interval"`
+	// Retention drops event segments older than this; 0 keeps them
+	// until MaxBytes pushes them out.
+	Retention Duration `yaml:"retention"`
+	// ReportInterval is how often a node writes its per-release counters
+	// to the cluster state (one raft entry per node when counts changed).
+	ReportInterval Duration `yaml:"report_interval"`
+	// HaltCheckInterval is how often the leader re-evaluates rollout
+	// halt policies besides after every applied entry.
+	HaltCheckInterval Duration `yaml:"halt_check_interval"`
 }
 
 // Raft tunes the consensus timers (zero keeps raft's defaults).
@@ -116,7 +125,9 @@ func Default() Config {
 		Version: 1,
 		Node:    Node{Data: "./mirrord-data", HTTP: "127.0.0.1:8080", P2P: []string{}},
 		Limits:  Limits{MaxRequestBytes: 1 << 20, MaxUploadBytes: 2 << 30},
-		Stats:   Stats{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, FlushInterval: Duration(time.Second)},
+		Stats: Stats{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, FlushInterval: Duration(time.Second),
+			Retention: Duration(30 * 24 * time.Hour), ReportInterval: Duration(2 * time.Second),
+			HaltCheckInterval: Duration(time.Second)},
 		Raft:    Raft{SnapshotThreshold: 8192, SnapshotInterval: Duration(2 * time.Minute)},
 		Cluster: Cluster{Voters: 3},
 		Replication: Replication{Zips: "on-demand", Parallel: 8, ScrubInterval: Duration(6 * time.Hour),
@@ -198,6 +209,15 @@ func (c Config) Validate() error {
 	}
 	if c.Stats.MaxBytes < 1<<20 {
 		return errors.New("stats.max_bytes: must be at least 1MiB")
+	}
+	if c.Stats.Retention < 0 {
+		return errors.New("stats.retention: must not be negative")
+	}
+	if d := time.Duration(c.Stats.ReportInterval); d < 10*time.Millisecond || d > time.Hour {
+		return fmt.Errorf("stats.report_interval: %s (want 10ms to 1h)", d)
+	}
+	if d := time.Duration(c.Stats.HaltCheckInterval); d < 10*time.Millisecond || d > time.Hour {
+		return fmt.Errorf("stats.halt_check_interval: %s (want 10ms to 1h)", d)
 	}
 	return nil
 }

@@ -35,6 +35,12 @@ const (
 	TypeNodeDelete      CommandType = 10
 	TypeAdminTokenAdd   CommandType = 11
 	TypeJoinTokenAdd    CommandType = 12
+	TypeRolloutStart    CommandType = 13
+	TypeRolloutUpdate   CommandType = 14
+	TypeRolloutControl  CommandType = 15
+	TypeRolloutHalt     CommandType = 16
+	TypeDevicesSet      CommandType = 17
+	TypeStatsReport     CommandType = 18
 )
 
 // String returns the command's name, for logs.
@@ -62,6 +68,12 @@ var commandNames = map[CommandType]string{
 	TypeNodeDelete:      "NodeDelete",
 	TypeAdminTokenAdd:   "AdminTokenAdd",
 	TypeJoinTokenAdd:    "JoinTokenAdd",
+	TypeRolloutStart:    "RolloutStart",
+	TypeRolloutUpdate:   "RolloutUpdate",
+	TypeRolloutControl:  "RolloutControl",
+	TypeRolloutHalt:     "RolloutHalt",
+	TypeDevicesSet:      "DevicesSet",
+	TypeStatsReport:     "StatsReport",
 }
 
 // Command is implemented by every command struct of this package; the
@@ -195,6 +207,81 @@ type JoinTokenAdd struct {
 	ExpiresAt int64  `json:"expires_at"`
 }
 
+// RolloutStart starts a rollout of Version on a channel to BasisPoints
+// (0..10000) of its devices. Baseline is the release's cluster-wide
+// tally at the proposer, At its clock (unix ms).
+type RolloutStart struct {
+	App         string            `json:"app"`
+	Channel     string            `json:"channel"`
+	Version     string            `json:"version"`
+	BasisPoints int               `json:"basis_points"`
+	Policy      *state.HaltPolicy `json:"policy,omitempty"`
+	Baseline    state.Tally       `json:"baseline"`
+	At          int64             `json:"at"`
+}
+
+// RolloutUpdate changes the percentage or the halt policy of a live
+// rollout; nil fields stay.
+type RolloutUpdate struct {
+	App         string            `json:"app"`
+	Channel     string            `json:"channel"`
+	BasisPoints *int              `json:"basis_points,omitempty"`
+	Policy      *state.HaltPolicy `json:"policy,omitempty"`
+	ClearPolicy bool              `json:"clear_policy,omitempty"`
+	At          int64             `json:"at"`
+}
+
+// RolloutControl is an operator action on a live rollout: pause, resume,
+// promote or abort. Baseline (resume only) restarts the policy's count.
+type RolloutControl struct {
+	App      string      `json:"app"`
+	Channel  string      `json:"channel"`
+	Action   string      `json:"action"`
+	Baseline state.Tally `json:"baseline"`
+	At       int64       `json:"at"`
+}
+
+// RolloutHalt is the leader's automatic halt of rollout RolloutID; it is
+// a conflict when that rollout is no longer the channel's active one.
+type RolloutHalt struct {
+	App       string     `json:"app"`
+	Channel   string     `json:"channel"`
+	RolloutID string     `json:"rollout_id"`
+	Halt      state.Halt `json:"halt"`
+}
+
+// DevicesSet sets or removes the overrides of many devices at once (at
+// most state.MaxDeviceBatch), all or nothing.
+type DevicesSet struct {
+	App     string              `json:"app"`
+	Devices []state.DeviceEntry `json:"devices"`
+}
+
+// StatsReport carries a node's cumulative counters for the releases whose
+// counts changed since its last report.
+type StatsReport struct {
+	Node     string                  `json:"node"`
+	Releases []state.ReleaseCounters `json:"releases"`
+}
+
+// CommandType implements Command.
+func (RolloutStart) CommandType() CommandType { return TypeRolloutStart }
+
+// CommandType implements Command.
+func (RolloutUpdate) CommandType() CommandType { return TypeRolloutUpdate }
+
+// CommandType implements Command.
+func (RolloutControl) CommandType() CommandType { return TypeRolloutControl }
+
+// CommandType implements Command.
+func (RolloutHalt) CommandType() CommandType { return TypeRolloutHalt }
+
+// CommandType implements Command.
+func (DevicesSet) CommandType() CommandType { return TypeDevicesSet }
+
+// CommandType implements Command.
+func (StatsReport) CommandType() CommandType { return TypeStatsReport }
+
 // CommandType implements Command.
 func (NodeSet) CommandType() CommandType { return TypeNodeSet }
 
@@ -246,6 +333,12 @@ var decoders = map[CommandType]func([]byte) (any, error){
 	TypeNodeDelete:      decodeAs[NodeDelete],
 	TypeAdminTokenAdd:   decodeAs[AdminTokenAdd],
 	TypeJoinTokenAdd:    decodeAs[JoinTokenAdd],
+	TypeRolloutStart:    decodeAs[RolloutStart],
+	TypeRolloutUpdate:   decodeAs[RolloutUpdate],
+	TypeRolloutControl:  decodeAs[RolloutControl],
+	TypeRolloutHalt:     decodeAs[RolloutHalt],
+	TypeDevicesSet:      decodeAs[DevicesSet],
+	TypeStatsReport:     decodeAs[StatsReport],
 }
 
 // Encode returns the log entry for cmd: its type byte followed by its

@@ -38,6 +38,22 @@ func sampleCommands() []Command {
 		NodeDelete{ID: "12D3KooWA"},
 		AdminTokenAdd{Digest: strings.Repeat("a1", 32), CreatedAt: 1700000000500},
 		JoinTokenAdd{Digest: strings.Repeat("b2", 32), CreatedAt: 1700000000500, ExpiresAt: 1700086400000},
+		RolloutStart{App: "com.example.app", Channel: "production", Version: "1.1.0", BasisPoints: 1000,
+			Policy:   &state.HaltPolicy{FailureRate: 0.2, MinEvents: 50, Confidence: 0.95, Action: "pause"},
+			Baseline: state.Tally{Installs: 3, Failures: 1}, At: 1700000000600},
+		RolloutUpdate{App: "com.example.app", Channel: "production", BasisPoints: ptr(5000),
+			Policy: &state.HaltPolicy{FailureRate: 0.1, MinEvents: 20, Confidence: 0.9, Action: "abort"}, ClearPolicy: true, At: 1700000000700},
+		RolloutControl{App: "com.example.app", Channel: "production", Action: "resume",
+			Baseline: state.Tally{Installs: 9, Failures: 2}, At: 1700000000800},
+		RolloutHalt{App: "com.example.app", Channel: "production", RolloutID: "com.example.app/production/1.1.0#1",
+			Halt: state.Halt{Action: "pause", Reason: "failure rate", Tally: state.Tally{Installs: 10, Failures: 50},
+				Rate: 0.8333333333333334, Lower: 0.7, At: 1700000000900}},
+		DevicesSet{App: "com.example.app", Devices: []state.DeviceEntry{
+			{DeviceID: "D1", Channel: "beta"}, {DeviceID: "d2", Version: "1.0.0"},
+			{DeviceID: "d3", Channel: "beta", Version: "1.0.0"}, {DeviceID: "d4", Remove: true}}},
+		StatsReport{Node: "12D3KooWA", Releases: []state.ReleaseCounters{{App: "com.example.app", Version: "1.1.0",
+			Counters: state.Counters{Seq: 7, Offered: 100, Downloads: 90, Installs: 80,
+				Failures: map[string]int64{"update_fail": 5, "app_launch_timeout": 1}, At: 1700000001000}}}},
 	}
 }
 

@@ -59,6 +59,12 @@ var applyTable = map[CommandType]applyFunc{
 	TypeNodeDelete:      applyNodeDelete,
 	TypeAdminTokenAdd:   applyAdminTokenAdd,
 	TypeJoinTokenAdd:    applyJoinTokenAdd,
+	TypeRolloutStart:    applyRolloutStart,
+	TypeRolloutUpdate:   applyRolloutUpdate,
+	TypeRolloutControl:  applyRolloutControl,
+	TypeRolloutHalt:     applyRolloutHalt,
+	TypeDevicesSet:      applyDevicesSet,
+	TypeStatsReport:     applyStatsReport,
 }
 
 // Apply implements raft.FSM. On success it returns the new *state.State
@@ -162,6 +168,43 @@ func applyAdminTokenAdd(s *state.State, index uint64, cmd any) (*state.State, er
 func applyJoinTokenAdd(s *state.State, index uint64, cmd any) (*state.State, error) {
 	c := cmd.(JoinTokenAdd)
 	return s.AddJoinToken(index, c.Digest, c.CreatedAt, c.ExpiresAt)
+}
+
+func applyRolloutStart(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(RolloutStart)
+	return s.StartRollout(index, c.App, c.Channel, c.Version, c.BasisPoints, c.Policy, c.Baseline, c.At)
+}
+
+func applyRolloutUpdate(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(RolloutUpdate)
+	return s.UpdateRollout(index, c.App, c.Channel, state.RolloutUpdate{
+		BasisPoints: c.BasisPoints, Policy: c.Policy, ClearPolicy: c.ClearPolicy,
+	}, c.At)
+}
+
+func applyRolloutControl(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(RolloutControl)
+	return s.ControlRollout(index, c.App, c.Channel, c.Action, c.Baseline, c.At)
+}
+
+func applyRolloutHalt(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(RolloutHalt)
+	return s.HaltRollout(index, c.App, c.Channel, c.RolloutID, c.Halt)
+}
+
+func applyDevicesSet(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(DevicesSet)
+	return s.SetDevices(index, c.App, c.Devices)
+}
+
+// applyStatsReport never fails: entries it cannot use are skipped.
+func applyStatsReport(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(StatsReport)
+	next, ok := s.ReportStats(index, c.Node, c.Releases)
+	if !ok {
+		return s.WithIndex(index), nil
+	}
+	return next, nil
 }
 
 // Snapshot implements raft.FSM. It only captures the current immutable

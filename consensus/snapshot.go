@@ -44,7 +44,16 @@ const (
 	recordNode           recordType = 6 // state.NodeInfo
 	recordAdminToken     recordType = 7 // tokenRecord
 	recordJoinToken      recordType = 8 // tokenRecord
+	recordStats          recordType = 9 // statsRecord
 )
+
+// statsRecord is one node's counters for one release.
+type statsRecord struct {
+	App      string         `json:"app"`
+	Version  string         `json:"version"`
+	Node     string         `json:"node"`
+	Counters state.Counters `json:"counters"`
+}
 
 // tokenRecord is an admin token (At = created) or a join token (At =
 // expires), by digest.
@@ -62,6 +71,7 @@ type deviceRecord struct {
 	App      string `json:"app"`
 	DeviceID string `json:"device_id"`
 	Channel  string `json:"channel"`
+	Version  string `json:"version,omitempty"`
 }
 
 type metaRecord struct {
@@ -95,9 +105,15 @@ func writeSnapshot(w io.Writer, s *state.State) error {
 			sw.record(recordRelease, a.Releases[v])
 		}
 		for _, dev := range sortedKeys(a.Devices) {
+			o := a.Devices[dev]
 			sw.record(recordDeviceOverride, deviceRecord{
-				App: id, DeviceID: dev, Channel: a.Devices[dev].Channel,
+				App: id, DeviceID: dev, Channel: o.Channel, Version: o.Version,
 			})
+		}
+		for _, v := range sortedKeys(a.Stats) {
+			for _, n := range sortedKeys(a.Stats[v]) {
+				sw.record(recordStats, statsRecord{App: id, Version: v, Node: n, Counters: a.Stats[v][n]})
+			}
 		}
 	}
 	if c := s.Cluster; c != nil {
@@ -299,7 +315,32 @@ func (sr *snapshotReader) apply(t recordType, payload []byte) error {
 		if _, ok := a.Devices[rec.DeviceID]; ok {
 			return fmt.Errorf("duplicate device %q", rec.DeviceID)
 		}
-		a.Devices[rec.DeviceID] = state.DeviceOverride{Channel: rec.Channel}
+		a.Devices[rec.DeviceID] = state.DeviceOverride{Channel: rec.Channel, Version: rec.Version}
+	case recordStats:
+		var rec statsRecord
+		if err := decodeStrict(payload, &rec); err != nil {
+			return err
+		}
+		a, err := sr.app(rec.App)
+		if err != nil {
+			return err
+		}
+		if a.Releases[rec.Version] == nil || rec.Node == "" {
+			return fmt.Errorf("stats for unknown release %q or empty node", rec.Version)
+		}
+		if a.Stats == nil {
+			a.Stats = map[string]map[string]state.Counters{}
+		}
+		if a.Stats[rec.Version] == nil {
+			a.Stats[rec.Version] = map[string]state.Counters{}
+		}
+		if _, dup := a.Stats[rec.Version][rec.Node]; dup {
+			return fmt.Errorf("duplicate stats for %q on %q", rec.Version, rec.Node)
+		}
+		if len(rec.Counters.Failures) == 0 {
+			rec.Counters.Failures = nil
+		}
+		a.Stats[rec.Version][rec.Node] = rec.Counters
 	case recordNode:
 		var n state.NodeInfo
 		if err := decodeStrict(payload, &n); err != nil {

@@ -44,7 +44,15 @@ func goldenState() *state.State {
 						IOS: true, Android: true, Electron: true, AllowEmulator: true,
 						AllowDevice: true, AllowDev: true, AllowProd: true,
 						DisableAutoUpdate: "major", DisableAutoUpdateUnderNative: true,
-						CreatedAt: 1700000000100},
+						CreatedAt: 1700000000100,
+						Rollout: &state.Rollout{ID: "com.example.app/production/1.1.0#2", Version: "1.1.0",
+							BasisPoints: 1250, State: state.RolloutPaused,
+							Policy:   &state.HaltPolicy{FailureRate: 0.2, MinEvents: 50, Confidence: 0.95, Action: "pause"},
+							Baseline: state.Tally{Installs: 1, Failures: 2},
+							Halt: &state.Halt{Action: "pause", Reason: "too many failures", Tally: state.Tally{Installs: 10, Failures: 60},
+								Rate: 0.8571428571428571, Lower: 0.75, At: 1700000000900},
+							StartedAt: 1700000000600, UpdatedAt: 1700000000900},
+						RolloutSeq: 2},
 					"beta": {ID: 3, Name: "beta", Version: "builtin", IOS: true,
 						AllowDevice: true, AllowDeviceSelfSet: true,
 						DisableAutoUpdate: "version_number", CreatedAt: 1700000000300},
@@ -69,6 +77,14 @@ func goldenState() *state.State {
 				Devices: map[string]state.DeviceOverride{
 					"00000000-0000-0000-0000-000000000001": {Channel: "beta"},
 					"tester-ünïcode":                       {Channel: "production"},
+					"pinned-device":                        {Version: "1.1.0"},
+				},
+				Stats: map[string]map[string]state.Counters{
+					"1.1.0": {
+						"12D3KooWA": {Seq: 3, Offered: 100, Downloads: 90, Installs: 80,
+							Failures: map[string]int64{"update_fail": 5, "download_fail": 2}, At: 1700000001000},
+						"12D3KooWB": {Seq: 1, Installs: 1, At: 1700000001100},
+					},
 				},
 				NextChannelID: 4,
 			},
@@ -102,8 +118,13 @@ func TestSnapshotBeforeCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// That snapshot also predates rollouts, pinned releases and stats.
 	want := goldenState()
 	want.Cluster = nil
+	a := want.Apps["com.example.app"]
+	a.Channels["production"].Rollout, a.Channels["production"].RolloutSeq = nil, 0
+	delete(a.Devices, "pinned-device")
+	a.Stats = nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%#v\nwant\n%#v", got, want)
 	}

@@ -50,7 +50,8 @@ func (a ChannelAnswer) Payload() any {
 //
 // Checks, in Capgo's order: a channel must be named (missing_channel);
 // for old plugins, a device override on a channel that does not allow
-// self-assignment cannot be changed by the device (cannot_override); the
+// self-assignment, or one that pins a release (mirrord's operator pin),
+// cannot be changed by the device (cannot_override); the
 // channel must exist (channel_not_found) and allow self-assignment
 // (public_channel_self_set_not_allowed for a public channel,
 // channel_self_set_not_allowed otherwise).
@@ -83,7 +84,7 @@ func ChannelSet(app *state.AppState, req Request) ChannelAnswer {
 		var o state.DeviceOverride
 		o, hasOverride = app.Devices[req.DeviceID]
 		overrideTo = o.Channel
-		if cur := app.Channels[o.Channel]; hasOverride && cur != nil && !cur.AllowDeviceSelfSet {
+		if cur := app.Channels[o.Channel]; hasOverride && (o.Version != "" || cur != nil && !cur.AllowDeviceSelfSet) {
 			return channelError(CodeCannotOverride,
 				"The device's channel override does not allow the device to change it")
 		}
@@ -246,7 +247,7 @@ func ChannelDelete(app *state.AppState, req Request) ChannelAnswer {
 	if !has {
 		return channelError(CodeCannotOverride, "The device has no channel override to remove")
 	}
-	if c := app.Channels[o.Channel]; c != nil && !c.AllowDeviceSelfSet {
+	if c := app.Channels[o.Channel]; o.Version != "" || c != nil && !c.AllowDeviceSelfSet {
 		return channelError(CodeCannotOverride,
 			"The device's channel override does not allow the device to change it")
 	}

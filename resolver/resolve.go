@@ -40,6 +40,11 @@ type Decision struct {
 	// Channel is the name of the channel that decided, for stats; "" when
 	// no channel was found.
 	Channel string
+	// Source says where the bundle came from (one of the Source*
+	// constants), "" when no channel was found.
+	Source string
+	// Rollout is the id of the rollout that chose the bundle, if any.
+	Rollout string
 	// Revert asks for the bare {"version":"builtin"} body (shape C).
 	// mirrord, like Capgo, never sends it: modern plugins get
 	// already_on_builtin, plugins before 6.2.0 get
@@ -68,8 +73,8 @@ type Decision struct {
 //  8. the channel gates (see checkGates);
 //  9. the builtin answers, then success.
 //
-// Rollouts are not part of the replicated state yet, so the channel's
-// Version is the bundle for every device. Resolve never panics on any
+// Step 5 first applies mirrord's targeting (see chooseBundle): pinned
+// releases and rollouts. Resolve never panics on any
 // Request and does not modify app.
 func Resolve(app *state.AppState, req Request) Decision {
 	req.Normalize()
@@ -115,31 +120,33 @@ func Resolve(app *state.AppState, req Request) Decision {
 	}
 
 	// Step 4.
-	name, ch, viaOverride := pickChannel(app, req)
+	name, ch, viaOverride, pin := pickChannel(app, req)
 	if ch == nil {
 		return failed(CodeNoChannel, "No default channel or override")
 	}
 
-	// Step 5.
-	bundle := ch.Version
-	if bundle == "" {
-		bundle = state.Builtin
+	// Step 5, with mirrord's targeting: a pinned release, else the
+	// channel's rollout, else the channel's release.
+	bundle, source, rolloutID := chooseBundle(app, ch, pin, req.DeviceID, current)
+	withSource := func(d Decision) Decision {
+		d.Channel, d.Source, d.Rollout = name, source, rolloutID
+		return d
 	}
 	var rel *state.Release
 	if bundle != state.Builtin {
 		rel = app.Releases[bundle]
 		if rel == nil || (rel.ZipCID == "" && len(rel.Manifest) == 0) {
-			return inChannel(name, failed(CodeNoBundle, "Cannot get bundle"))
+			return withSource(failed(CodeNoBundle, "Cannot get bundle"))
 		}
 		// Step 6.
 		if msg := keyIDMismatch(app, rel, req.KeyID, plugin); msg != "" {
-			return inChannel(name, answer(CodeKeyIDMismatch, msg))
+			return withSource(answer(CodeKeyIDMismatch, msg))
 		}
 	}
 
 	// Step 7.
 	if current == bundle {
-		return inChannel(name, answer(CodeNoNewVersion, "No new version available"))
+		return withSource(answer(CodeNoNewVersion, "No new version available"))
 	}
 
 	// Step 8.
@@ -156,34 +163,38 @@ func Resolve(app *state.AppState, req Request) Decision {
 		isProd:      req.IsProd,
 		isEmulator:  req.IsEmulator,
 	}); d.Error != "" {
-		return inChannel(name, d)
+		return withSource(d)
 	}
 
 	// Step 9.
 	if bundle == state.Builtin {
 		if !atLeast(plugin, builtinAnswerMin) {
-			return inChannel(name, failed(CodeRevertTooOld,
+			return withSource(failed(CodeRevertTooOld,
 				"The channel reverts to the builtin bundle, but this plugin version is too old for it"))
 		}
 		d := answer(CodeAlreadyOnBuiltin, "Already on builtin")
 		if !onBuiltin {
 			d.Version = state.Builtin
 		}
-		return inChannel(name, d)
+		return withSource(d)
 	}
 	// The version served is the channel's name for the release (the key
 	// of app.Releases, which is also rel.Version): the device reports it
 	// back as version_name and step 7 compares against the same string.
-	return Decision{Version: bundle, Release: rel, Channel: name}
+	return withSource(Decision{Version: bundle, Release: rel})
 }
 
 // pickChannel finds the channel that decides for the device (step 4).
 // viaOverride is true when it came from a device override, which
-// bypasses the private-channel gate.
-func pickChannel(app *state.AppState, req Request) (name string, ch *state.Channel, viaOverride bool) {
-	if o, ok := app.Devices[req.DeviceID]; ok {
+// bypasses the private-channel gate. pin is the release an operator
+// pinned for the device, "" if none; a pin without a channel leaves the
+// channel choice to the usual rules.
+func pickChannel(app *state.AppState, req Request) (name string, ch *state.Channel, viaOverride bool, pin string) {
+	o, ok := app.Devices[req.DeviceID]
+	if ok {
+		pin = o.Version
 		if c := app.Channels[o.Channel]; c != nil {
-			return o.Channel, c, true
+			return o.Channel, c, true, pin
 		}
 	}
 	if req.DefaultChannel != "" {
@@ -191,12 +202,45 @@ func pickChannel(app *state.AppState, req Request) (name string, ch *state.Chann
 		// channel it may not use gets no_channel, as on Capgo.
 		c := app.Channels[req.DefaultChannel]
 		if c != nil && c.PlatformEnabled(req.Platform) && (c.Public || c.AllowDeviceSelfSet) {
-			return req.DefaultChannel, c, false
+			return req.DefaultChannel, c, false, pin
 		}
-		return "", nil, false
+		return "", nil, false, pin
 	}
 	name, ch = publicChannel(app, req.Platform)
-	return name, ch, false
+	return name, ch, false, pin
+}
+
+// Sources of the bundle a decision is about (Decision.Source).
+const (
+	SourceChannel       = "channel"        // the channel's release
+	SourcePinned        = "pinned"         // an operator pinned the release for the device
+	SourceRollout       = "rollout"        // the device is in the rollout's cohort
+	SourceRolloutSticky = "rollout_sticky" // the device already runs the rollout's release
+)
+
+// chooseBundle picks the bundle for a device on ch: its pinned release;
+// else, while the channel's rollout is live, the rollout's release for a
+// device already running it (even when paused, so that it is not sent
+// back) or for a device in the cohort of an active rollout; else the
+// channel's release. The cohort is a pure function of the device id,
+// the rollout id and the percentage, so every node decides the same and
+// no per-device state is kept.
+func chooseBundle(app *state.AppState, ch *state.Channel, pin, deviceID, current string) (bundle, source, rolloutID string) {
+	if pin != "" {
+		return pin, SourcePinned, ""
+	}
+	if r := ch.Rollout; r.Live() && app.Releases[r.Version] != nil {
+		switch {
+		case current == r.Version:
+			return r.Version, SourceRolloutSticky, r.ID
+		case r.State == state.RolloutActive && InCohort(deviceID, r.ID, r.BasisPoints):
+			return r.Version, SourceRollout, r.ID
+		}
+	}
+	if ch.Version == "" {
+		return state.Builtin, SourceChannel, ""
+	}
+	return ch.Version, SourceChannel, ""
 }
 
 // publicChannel returns the public channel with the platform enabled
@@ -386,9 +430,3 @@ func answer(code, message string) Decision {
 
 // failed is answer for codes of kind failed; it only reads better.
 func failed(code, message string) Decision { return answer(code, message) }
-
-// inChannel records the deciding channel on d.
-func inChannel(name string, d Decision) Decision {
-	d.Channel = name
-	return d
-}

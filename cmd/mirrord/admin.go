@@ -59,9 +59,10 @@ func init() {
 	register(command{name: "rollback", args: "APP_ID CHANNEL", help: "Point a channel back at its previous release.", run: cmdRollback})
 	flagSetups["rollback"] = client(nil)
 
-	register(command{name: "device set", args: "APP_ID DEVICE_ID", help: "Pin a device to a channel (--channel).", run: cmdDeviceSet})
+	register(command{name: "device set", args: "APP_ID DEVICE_ID", help: "Pin a device to a channel (--channel), a release (--version), or both.\nA pinned release wins over the channel's release and its rollout; the channel's gates still apply.", run: cmdDeviceSet})
 	flagSetups["device set"] = client(func(fs *flag.FlagSet) {
 		fs.String("channel", "", "`channel` for this device")
+		fs.String("version", "", "release `version` to pin for this device (or builtin)")
 	})
 	register(command{name: "device unset", args: "APP_ID DEVICE_ID", help: "Remove a device's channel override.", run: cmdDeviceUnset})
 	flagSetups["device unset"] = client(nil)
@@ -334,22 +335,29 @@ func cmdDeviceSet(ctx context.Context, env *cmdEnv) error {
 	if err := env.needArgs(2, "APP_ID DEVICE_ID"); err != nil {
 		return err
 	}
-	ch := flagString(env.fs, "channel")
-	if ch == "" {
-		return usagef("--channel is required")
+	ch, ver := flagString(env.fs, "channel"), flagString(env.fs, "version")
+	if ch == "" && ver == "" {
+		return usagef("give --channel, --version or both")
 	}
 	c, err := newClient(env.fs)
 	if err != nil {
 		return err
 	}
 	var out adminapi.DeviceInfo
-	if err := c.do(ctx, "PUT", "/admin/v1/apps/"+pathEsc(env.args[0])+"/devices/"+pathEsc(env.args[1]), adminapi.SetDeviceRequest{Channel: ch}, &out); err != nil {
+	if err := c.do(ctx, "PUT", "/admin/v1/apps/"+pathEsc(env.args[0])+"/devices/"+pathEsc(env.args[1]), adminapi.SetDeviceRequest{Channel: ch, Version: ver}, &out); err != nil {
 		return err
 	}
 	if flagBool(env.fs, "json") {
 		return printJSON(env.stdout, out)
 	}
-	fmt.Fprintf(env.stdout, "device %s of %s now uses channel %s\n", out.DeviceID, env.args[0], out.Channel)
+	switch {
+	case out.Version == "":
+		fmt.Fprintf(env.stdout, "device %s of %s now uses channel %s\n", out.DeviceID, env.args[0], out.Channel)
+	case out.Channel == "":
+		fmt.Fprintf(env.stdout, "device %s of %s is pinned to %s\n", out.DeviceID, env.args[0], out.Version)
+	default:
+		fmt.Fprintf(env.stdout, "device %s of %s uses channel %s, pinned to %s\n", out.DeviceID, env.args[0], out.Channel, out.Version)
+	}
 	return nil
 }
 
@@ -384,9 +392,9 @@ func cmdDeviceList(ctx context.Context, env *cmdEnv) error {
 		return printJSON(env.stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEVICE\tCHANNEL")
+	fmt.Fprintln(tw, "DEVICE\tCHANNEL\tPINNED")
 	for _, d := range out {
-		fmt.Fprintf(tw, "%s\t%s\n", d.DeviceID, d.Channel)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", d.DeviceID, dash(d.Channel), dash(d.Version))
 	}
 	return tw.Flush()
 }

@@ -134,6 +134,9 @@ func printStatus(w io.Writer, out adminapi.Status) {
 		}
 	}
 	fmt.Fprintf(w, "%d app(s)\n", out.Apps)
+	for _, ri := range out.Rollouts {
+		fmt.Fprintln(w, rolloutLine(ri))
+	}
 	if len(out.Releases) == 0 {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -134,6 +135,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	stats, err := statslog.Open(statslog.Config{
 		Dir: filepath.Join(data, "stats"), MaxBytes: int64(cfg.Stats.MaxBytes),
 		SegmentBytes: int64(cfg.Stats.SegmentBytes), FlushInterval: time.Duration(cfg.Stats.FlushInterval),
+		Retention: time.Duration(cfg.Stats.Retention),
 	})
 	if err != nil {
 		return err
@@ -268,9 +270,32 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	actx, acancel := context.WithCancel(ctx)
 	defer acancel()
 	go cluster.Announce(actx)
+	// Fleet counters start only now: a report built on a state that has
+	// not caught up would replace newer counts with older ones.
+	fleet := node.NewFleet(node.FleetConfig{
+		Node: nodeID, State: cons.State, Apply: cluster.Apply,
+		Interval: time.Duration(cfg.Stats.ReportInterval), Log: log.With("component", "fleet"),
+	})
+	guard := node.NewRolloutGuard(node.GuardConfig{
+		State: cons.State, Subscribe: cons.Subscribe, IsLeader: cons.IsLeader, Apply: cluster.Apply,
+		Interval: time.Duration(cfg.Stats.HaltCheckInterval), Log: log.With("component", "rollouts"),
+	})
+	var bg sync.WaitGroup
+	defer func() { acancel(); bg.Wait() }()
+	bg.Go(func() { fleet.Run(actx) })
+	bg.Go(func() { guard.Run(actx) })
+	defer func() {
+		// A last report on a clean stop, so counts since the last
+		// interval are not lost.
+		fctx, fcancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer fcancel()
+		if err := fleet.Report(fctx); err != nil {
+			log.Info("last stats report not written", "err", err)
+		}
+	}()
 
 	mux := http.NewServeMux()
-	httpapi.New(httpapi.Config{PublicURL: cfg.Node.PublicURL, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes)},
+	httpapi.New(httpapi.Config{PublicURL: cfg.Node.PublicURL, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes), Counter: fleet},
 		cons, store, stats, node.Overrides{Cons: cluster}, log.With("component", "devices")).Register(mux)
 	adminapi.New(adminapi.Config{Token: token, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes),
 		MaxUploadBytes: int64(cfg.Limits.MaxUploadBytes), Cluster: cluster, Budget: repl.CheckBudget, Barrier: cluster.Barrier, GC: repl.GC},

@@ -66,9 +66,20 @@ func (s *State) DeleteRelease(index uint64, app, version string) (*State, error)
 		return nil, notFound("release %q of app %q not found", version, app)
 	}
 	for _, name := range t.app.ChannelNames() {
-		if t.app.Channels[name].Version == version {
+		c := t.app.Channels[name]
+		if c.Version == version {
 			return nil, conflict("release %q is in use by channel %q",
 				version, name)
+		}
+		if c.Rollout.Live() && c.Rollout.Version == version {
+			return nil, conflict("release %q is being rolled out on channel %q; abort the rollout first",
+				version, name)
+		}
+	}
+	for id, o := range t.app.Devices {
+		if o.Version == version {
+			return nil, conflict("release %q is pinned for device %q (and maybe others); unpin it first",
+				version, id)
 		}
 	}
 	for _, name := range t.app.ChannelNames() {
@@ -81,6 +92,7 @@ func (s *State) DeleteRelease(index uint64, app, version string) (*State, error)
 		t.putChannel(c)
 	}
 	delete(t.releases(), version)
+	t.dropStats(version)
 	return s.commit(index, t), nil
 }
 

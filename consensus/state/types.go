@@ -32,6 +32,9 @@ type AppState struct {
 	Channels map[string]*Channel       `json:"channels"`
 	Releases map[string]*Release       `json:"releases"`
 	Devices  map[string]DeviceOverride `json:"devices"`
+	// Stats holds each node's cumulative counters per release: version
+	// -> node id -> counters. Only releases of the app are counted.
+	Stats map[string]map[string]Counters `json:"stats,omitempty"`
 	// NextChannelID numbers channels in creation order (Capgo's channel
 	// list needs a numeric id).
 	NextChannelID int64 `json:"next_channel_id"`
@@ -120,6 +123,11 @@ type Channel struct {
 	// version_build.
 	DisableAutoUpdateUnderNative bool  `json:"disable_auto_update_under_native"`
 	CreatedAt                    int64 `json:"created_at"`
+	// Rollout is the channel's current or last rollout, nil if none. It
+	// is never modified in place: changes store a new value.
+	Rollout *Rollout `json:"rollout,omitempty"`
+	// RolloutSeq counts the rollouts started on the channel.
+	RolloutSeq int64 `json:"rollout_seq,omitempty"`
 }
 
 // NewChannel returns a channel with Capgo's defaults.
@@ -152,9 +160,13 @@ func (c *Channel) PlatformEnabled(platform string) bool {
 }
 
 // DeviceOverride pins a device to a channel, set by an operator or by an
-// old plugin's channel_self POST.
+// old plugin's channel_self POST, and optionally (operators only) to a
+// release: the device then gets Version whatever its channel serves or
+// rolls out, under the gates of Channel (or, when Channel is empty, of
+// the channel it would get without an override).
 type DeviceOverride struct {
 	Channel string `json:"channel"`
+	Version string `json:"version,omitempty"`
 }
 
 // Empty returns an empty state.

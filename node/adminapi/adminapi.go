@@ -113,7 +113,13 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("PUT /admin/v1/apps/{app}/channels/{channel}", a.setChannel)
 	h("DELETE /admin/v1/apps/{app}/channels/{channel}", a.deleteChannel)
 	h("POST /admin/v1/apps/{app}/channels/{channel}/rollback", a.rollback)
+	h("GET /admin/v1/apps/{app}/channels/{channel}/rollout", a.getRollout)
+	h("POST /admin/v1/apps/{app}/channels/{channel}/rollout", a.startRollout)
+	h("PATCH /admin/v1/apps/{app}/channels/{channel}/rollout", a.updateRollout)
+	h("POST /admin/v1/apps/{app}/channels/{channel}/rollout/{action}", a.controlRollout)
+	h("GET /admin/v1/apps/{app}/stats", a.stats)
 	h("GET /admin/v1/apps/{app}/devices", a.listDevices)
+	h("POST /admin/v1/apps/{app}/devices", a.bulkDevices)
 	h("PUT /admin/v1/apps/{app}/devices/{device}", a.setDevice)
 	h("DELETE /admin/v1/apps/{app}/devices/{device}", a.unsetDevice)
 	h("POST /admin/v1/cluster/tokens", a.joinToken)
@@ -249,13 +255,20 @@ type Status struct {
 	Releases []ReleaseStatus     `json:"releases"`
 	// Nodes lists every node of the cluster as it reports itself.
 	Nodes []node.NodeReport `json:"nodes,omitempty"`
+	// Rollouts lists each channel's current or last rollout.
+	Rollouts []RolloutInfo `json:"rollouts"`
 }
 
 func (a *API) status(r *http.Request) (int, any, error) {
 	st := a.cons.State()
-	out := Status{Node: a.cons.Stats(), Apps: len(st.Apps), Releases: []ReleaseStatus{}}
+	out := Status{Node: a.cons.Stats(), Apps: len(st.Apps), Releases: []ReleaseStatus{}, Rollouts: []RolloutInfo{}}
 	for _, id := range st.AppIDs() {
 		app := st.Apps[id]
+		for _, name := range app.ChannelNames() {
+			if app.Channels[name].Rollout != nil {
+				out.Rollouts = append(out.Rollouts, rolloutInfo(app, name))
+			}
+		}
 		for _, v := range app.ReleaseVersions() {
 			rel := app.Releases[v]
 			rs := ReleaseStatus{App: id, Version: v}
@@ -677,6 +690,8 @@ func (a *API) rollback(r *http.Request) (int, any, error) {
 type DeviceInfo struct {
 	DeviceID string `json:"device_id"`
 	Channel  string `json:"channel"`
+	// Version is the pinned release, "" if none.
+	Version string `json:"version,omitempty"`
 }
 
 func (a *API) listDevices(r *http.Request) (int, any, error) {
@@ -686,15 +701,17 @@ func (a *API) listDevices(r *http.Request) (int, any, error) {
 	}
 	out := make([]DeviceInfo, 0, len(app.Devices))
 	for id, o := range app.Devices {
-		out = append(out, DeviceInfo{DeviceID: id, Channel: o.Channel})
+		out = append(out, DeviceInfo{DeviceID: id, Channel: o.Channel, Version: o.Version})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].DeviceID < out[j].DeviceID })
 	return http.StatusOK, out, nil
 }
 
-// SetDeviceRequest is the body of PUT .../devices/{device}.
+// SetDeviceRequest is the body of PUT .../devices/{device}: a channel, a
+// pinned release, or both.
 type SetDeviceRequest struct {
-	Channel string `json:"channel"`
+	Channel string `json:"channel,omitempty"`
+	Version string `json:"version,omitempty"`
 }
 
 func (a *API) setDevice(r *http.Request) (int, any, error) {
@@ -709,14 +726,18 @@ func (a *API) setDevice(r *http.Request) (int, any, error) {
 	if dev == "" || len(dev) > 64 {
 		return 0, nil, bad("device id %q: want the device_id the plugin sends (a UUID)", dev)
 	}
-	if req.Channel == "" {
-		return 0, nil, bad("channel is required")
+	if req.Channel == "" && req.Version == "" {
+		return 0, nil, bad("give a channel, a version to pin, or both")
 	}
-	cmd := consensus.DeviceSet{App: r.PathValue("app"), DeviceID: dev, Channel: req.Channel}
+	var cmd consensus.Command = consensus.DeviceSet{App: r.PathValue("app"), DeviceID: dev, Channel: req.Channel}
+	if req.Version != "" {
+		cmd = consensus.DevicesSet{App: r.PathValue("app"), Devices: []state.DeviceEntry{
+			{DeviceID: dev, Channel: req.Channel, Version: req.Version}}}
+	}
 	if _, err := a.cons.Apply(r.Context(), cmd); err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, DeviceInfo{DeviceID: dev, Channel: req.Channel}, nil
+	return http.StatusOK, DeviceInfo{DeviceID: dev, Channel: req.Channel, Version: req.Version}, nil
 }
 
 func (a *API) unsetDevice(r *http.Request) (int, any, error) {

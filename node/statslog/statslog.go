@@ -27,6 +27,9 @@ type Config struct {
 	MaxBytes      int64         // total bound for all segments
 	SegmentBytes  int64         // size at which a segment is rotated
 	FlushInterval time.Duration // how often buffered events reach the disk
+	// Retention drops closed segments whose newest event is older than
+	// this; 0 keeps them until MaxBytes pushes them out.
+	Retention time.Duration
 }
 
 // Log is an append-only, size-bounded event log.
@@ -45,6 +48,7 @@ type Log struct {
 type segment struct {
 	name string
 	size int64
+	last time.Time // newest event (modification time)
 }
 
 // Open opens or creates the log in cfg.Dir.
@@ -74,7 +78,7 @@ func Open(cfg Config) (*Log, error) {
 		if err != nil {
 			continue
 		}
-		l.segs = append(l.segs, segment{name: e.Name(), size: info.Size()})
+		l.segs = append(l.segs, segment{name: e.Name(), size: info.Size(), last: info.ModTime()})
 	}
 	sort.Slice(l.segs, func(i, j int) bool { return l.segs[i].name < l.segs[j].name })
 	if err := l.rotate(); err != nil {
@@ -99,6 +103,9 @@ func (l *Log) flusher() {
 				if err := l.w.Flush(); err != nil {
 					l.err = err
 				}
+				if err := l.dropExpired(time.Now()); err != nil {
+					l.err = err
+				}
 			}
 			l.mu.Unlock()
 		}
@@ -116,6 +123,7 @@ func (l *Log) rotate() error {
 			return fmt.Errorf("statslog: close: %w", err)
 		}
 		l.segs[len(l.segs)-1].size = l.size
+		l.segs[len(l.segs)-1].last = time.Now()
 	}
 	name := fmt.Sprintf("%020d.jsonl", time.Now().UnixNano())
 	if n := len(l.segs); n > 0 && name <= l.segs[n-1].name {
@@ -137,6 +145,21 @@ func (l *Log) rotate() error {
 			return fmt.Errorf("statslog: drop old segment: %w", err)
 		}
 		total -= old.size
+		l.segs = l.segs[1:]
+	}
+	return nil
+}
+
+// dropExpired deletes closed segments past the retention. Called with mu
+// held.
+func (l *Log) dropExpired(now time.Time) error {
+	if l.cfg.Retention <= 0 {
+		return nil
+	}
+	for len(l.segs) > 1 && now.Sub(l.segs[0].last) > l.cfg.Retention {
+		if err := os.Remove(filepath.Join(l.cfg.Dir, l.segs[0].name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("statslog: drop expired segment: %w", err)
+		}
 		l.segs = l.segs[1:]
 	}
 	return nil

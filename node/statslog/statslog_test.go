@@ -93,3 +93,38 @@ func TestTornLineIgnored(t *testing.T) {
 		t.Fatalf("%d events, want 1", n)
 	}
 }
+
+// TestRetention drops closed segments older than the retention, keeps
+// newer ones and the open segment.
+func TestRetention(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "00000000000000000001.jsonl")
+	if err := os.WriteFile(old, []byte(`{"received":1,"event":{"N":1}}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	recent := filepath.Join(dir, "00000000000000000002.jsonl")
+	if err := os.WriteFile(recent, []byte(`{"received":2,"event":{"N":2}}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	long := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(old, long, long); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(Config{Dir: dir, Retention: 24 * time.Hour, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.mu.Lock()
+	err = l.dropExpired(time.Now())
+	l.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Fatalf("expired segment kept: %v", err)
+	}
+	if n, first, _ := count(t, l); n != 1 || first != "2" {
+		t.Fatalf("events %d first %s", n, first)
+	}
+}

@@ -45,6 +45,15 @@ type Overrides interface {
 	UnsetDeviceChannel(ctx context.Context, app, device string) error
 }
 
+// Counter counts device outcomes per release for fleet statistics. Its
+// methods are called on the request path and must be cheap.
+type Counter interface {
+	// CountCheck counts an update check answered with a release.
+	CountCheck(app, version string)
+	// CountEvent counts a stats event (it picks the actions it wants).
+	CountEvent(app, version, action string)
+}
+
 // Config tunes the device API.
 type Config struct {
 	// PublicURL, when set, is the base of every URL given to devices
@@ -52,6 +61,8 @@ type Config struct {
 	PublicURL string
 	// MaxBodyBytes bounds update, stats and channel request bodies.
 	MaxBodyBytes int64
+	// Counter, if set, receives update checks and stats events.
+	Counter Counter
 }
 
 // API serves the device endpoints.
@@ -187,6 +198,9 @@ func (a *API) handleUpdates(w http.ResponseWriter, r *http.Request) {
 	case d.Revert || d.Release == nil:
 		writeJSON(w, http.StatusOK, map[string]string{"version": state.Builtin})
 	default:
+		if a.cfg.Counter != nil {
+			a.cfg.Counter.CountCheck(req.AppID, d.Version)
+		}
 		a.writeSuccess(w, r, st, d.Release)
 	}
 }
@@ -279,6 +293,13 @@ func (a *API) baseURL(r *http.Request) string {
 	return scheme + "://" + host
 }
 
+// handleStats keeps device events (capgo-protocol section 6). The body
+// is one event object or an array of them (plugins from 8.42.0 batch up
+// to 200). Only a body that is not JSON at all is a 400: a batch gets a
+// result per index, and a single event that is not usable gets a 200
+// with an error, which the plugin treats as delivered (it would retry a
+// 5xx or drop any 4xx anyway). Unknown actions are kept: the plugin sends
+// some that Capgo's own list lacks.
 func (a *API) handleStats(w http.ResponseWriter, r *http.Request) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -287,33 +308,44 @@ func (a *API) handleStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := bytes.TrimSpace(buf.Bytes())
+	if !json.Valid(body) {
+		writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not JSON"))
+		return
+	}
 	var events []json.RawMessage
-	batch := len(body) > 0 && body[0] == '['
+	batch := body[0] == '['
 	if batch {
 		if err := json.Unmarshal(body, &events); err != nil {
-			writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not a JSON array of events: "+err.Error()))
+			writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not JSON: "+err.Error()))
 			return
 		}
 	} else {
 		events = []json.RawMessage{json.RawMessage(body)}
 	}
-	results := make([]map[string]any, len(events))
+	var results []statResult
+	if batch {
+		results = make([]statResult, len(events))
+	}
 	keep := make([]json.RawMessage, 0, len(events))
 	for i, ev := range events {
-		var e statEvent
-		if err := json.Unmarshal(ev, &e); err != nil || e.Action == "" {
-			msg := "event must be a JSON object with app_id, device_id and action"
+		e, msg := parseStatEvent(ev)
+		if msg != "" {
 			if !batch {
-				writeJSON(w, http.StatusBadRequest, errBody("invalid_json_body", msg))
+				writeJSON(w, http.StatusOK, map[string]any{"status": "error", "error": "invalid_json_body", "message": msg})
 				return
 			}
-			results[i] = map[string]any{"status": "error", "index": i, "error": "invalid_json_body", "message": msg}
+			results[i] = statResult{Status: "error", Index: i, Error: "invalid_json_body", Message: msg}
 			continue
 		}
-		results[i] = map[string]any{"status": "ok", "index": i}
+		if batch {
+			results[i] = statResult{Status: "ok", Index: i}
+		}
 		var c bytes.Buffer
 		if err := json.Compact(&c, ev); err == nil {
 			keep = append(keep, c.Bytes())
+		}
+		if a.cfg.Counter != nil {
+			a.cfg.Counter.CountEvent(e.AppID, e.VersionName, e.Action)
 		}
 	}
 	if len(keep) > 0 && a.stats != nil {
@@ -324,17 +356,53 @@ func (a *API) handleStats(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if batch {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "results": results})
+		writeJSON(w, http.StatusOK, statBatchAnswer{Status: "ok", Results: results})
 		return
 	}
 	writeRaw(w, http.StatusOK, okBody)
 }
 
+type statResult struct {
+	Status  string `json:"status"`
+	Index   int    `json:"index"`
+	Error   string `json:"error,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+type statBatchAnswer struct {
+	Status  string       `json:"status"`
+	Results []statResult `json:"results"`
+}
+
 // statEvent is the part of a stats event that is checked on receipt.
 type statEvent struct {
-	Action   string `json:"action"`
-	AppID    string `json:"app_id"`
-	DeviceID string `json:"device_id"`
+	Action      string `json:"action"`
+	AppID       string `json:"app_id"`
+	DeviceID    string `json:"device_id"`
+	VersionName string `json:"version_name"`
+}
+
+// parseStatEvent decodes the checked fields of one event, or says what
+// is wrong with it.
+func parseStatEvent(ev json.RawMessage) (statEvent, string) {
+	var e statEvent
+	if len(ev) == 0 || ev[0] != '{' {
+		return e, "event must be a JSON object"
+	}
+	if err := json.Unmarshal(ev, &e); err != nil {
+		return e, "event fields have the wrong types: " + err.Error()
+	}
+	switch {
+	case e.Action == "":
+		return e, "event has no action"
+	case e.AppID == "":
+		return e, "event has no app_id"
+	case e.DeviceID == "":
+		return e, "event has no device_id"
+	case len(e.Action) > 128:
+		return e, "event action is longer than 128 bytes"
+	}
+	return e, ""
 }
 
 func (a *API) handleChannelSet(w http.ResponseWriter, r *http.Request) {

@@ -68,6 +68,7 @@ type fixture struct {
 	h     http.Handler
 	store *content.Store
 	stats *memStats
+	count *recCounter
 	ov    *recOverrides
 	zip   []byte
 	rel   *state.Release
@@ -106,8 +107,8 @@ func newFixture(t testing.TB, zipSize int) *fixture {
 		Releases: map[string]*state.Release{"1.0.1": rel},
 		Devices:  map[string]state.DeviceOverride{},
 	}}}
-	f := &fixture{dir: dir, store: store, stats: &memStats{}, ov: &recOverrides{set: map[string]string{}}, zip: zip, rel: rel}
-	f.api = New(Config{MaxBodyBytes: 64 << 10}, fixedState{st}, store, f.stats, f.ov, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f := &fixture{dir: dir, store: store, stats: &memStats{}, count: &recCounter{}, ov: &recOverrides{set: map[string]string{}}, zip: zip, rel: rel}
+	f.api = New(Config{MaxBodyBytes: 64 << 10, Counter: f.count}, fixedState{st}, store, f.stats, f.ov, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	mux := http.NewServeMux()
 	f.api.Register(mux)
 	f.h = mux
@@ -207,30 +208,100 @@ func TestBadBodies(t *testing.T) {
 	}
 }
 
+// recCounter records what the API counts.
+type recCounter struct {
+	mu     sync.Mutex
+	checks []string
+	events []string
+}
+
+func (c *recCounter) CountCheck(app, version string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.checks = append(c.checks, app+" "+version)
+}
+
+func (c *recCounter) CountEvent(app, version, action string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, app+" "+version+" "+action)
+}
+
+const statEv = `{"platform":"android","device_id":"8f0c1d2e-3b4a-4c5d-9e6f-0a1b2c3d4e5f","app_id":"com.example.app","action":"%s","version_name":"1.0.1","old_version_name":"builtin","timestamp":1,"metadata":{"k":"v"}}`
+
 func TestStats(t *testing.T) {
 	f := newFixture(t, 10)
-	ev := `{"platform":"android","device_id":"8f0c1d2e-3b4a-4c5d-9e6f-0a1b2c3d4e5f","app_id":"com.example.app","action":"%s","version_name":"1.0.1","old_version_name":"builtin","timestamp":1}`
-	w := f.do("POST", "/stats", fmt.Sprintf(ev, "set"))
+	w := f.do("POST", "/stats", fmt.Sprintf(statEv, "set"))
 	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"status":"ok"}` {
 		t.Fatalf("single: %d %s", w.Code, w.Body)
 	}
-	w = f.do("POST", "/stats", "["+fmt.Sprintf(ev, "download_complete")+","+fmt.Sprintf(ev, "some_future_action")+`,{"nope":1}]`)
-	m := decode(t, w)
-	if w.Code != 200 || m["status"] != "ok" {
-		t.Fatalf("batch: %d %s", w.Code, w.Body)
+
+	// A full plugin batch of 200, with actions Capgo does not know.
+	evs := make([]string, 200)
+	for i := range evs {
+		evs[i] = fmt.Sprintf(statEv, []string{"download_complete", "some_future_action", "session_key_required", "update_fail"}[i%4])
 	}
-	res := m["results"].([]any)
-	if len(res) != 3 || res[1].(map[string]any)["status"] != "ok" || res[2].(map[string]any)["status"] != "error" {
-		t.Fatalf("results: %v", res)
+	w = f.do("POST", "/stats", "["+strings.Join(evs, ",")+"]")
+	var ans statBatchAnswer
+	if err := json.Unmarshal(w.Body.Bytes(), &ans); err != nil || w.Code != 200 || ans.Status != "ok" || len(ans.Results) != 200 {
+		t.Fatalf("batch of 200: %d %s", w.Code, w.Body)
 	}
-	if len(f.stats.events) != 3 {
-		t.Fatalf("kept %d events, want 3", len(f.stats.events))
+	for i, r := range ans.Results {
+		if r.Status != "ok" || r.Index != i {
+			t.Fatalf("result %d: %+v", i, r)
+		}
 	}
-	if w := f.do("POST", "/stats", `{"nope":1}`); w.Code != 400 {
-		t.Fatalf("bad single event: %d", w.Code)
+	if len(f.stats.events) != 201 || len(f.count.events) != 201 {
+		t.Fatalf("kept %d events, counted %d, want 201", len(f.stats.events), len(f.count.events))
+	}
+	if f.count.events[4] != "com.example.app 1.0.1 update_fail" {
+		t.Fatalf("counted %q", f.count.events[4])
+	}
+
+	// Per-index errors: the good events are kept, the bad ones named.
+	bad := []string{`{"nope":1}`, `"a string"`, `{"app_id":"com.example.app","device_id":"d","action":7}`,
+		`{"app_id":"com.example.app","action":"set"}`, `null`}
+	w = f.do("POST", "/stats", "["+fmt.Sprintf(statEv, "set")+","+strings.Join(bad, ",")+"]")
+	ans = statBatchAnswer{}
+	if err := json.Unmarshal(w.Body.Bytes(), &ans); err != nil || w.Code != 200 || len(ans.Results) != 1+len(bad) {
+		t.Fatalf("mixed batch: %d %s", w.Code, w.Body)
+	}
+	if ans.Results[0].Status != "ok" {
+		t.Fatalf("good event refused: %+v", ans.Results[0])
+	}
+	for i, r := range ans.Results[1:] {
+		if r.Status != "error" || r.Index != i+1 || r.Error != "invalid_json_body" || r.Message == "" {
+			t.Fatalf("bad event %d: %+v", i+1, r)
+		}
+	}
+	if len(f.stats.events) != 202 {
+		t.Fatalf("kept %d events, want 202", len(f.stats.events))
+	}
+
+	// A single unusable event is still a 200 (the plugin drops it either
+	// way); only a body that is not JSON is a 400.
+	for _, body := range append(bad, `[]`) {
+		if w := f.do("POST", "/stats", body); w.Code != 200 {
+			t.Errorf("JSON body %s: %d %s", body, w.Code, w.Body)
+		}
+	}
+	for _, body := range []string{``, `{`, `not json`, `[{"action":"set"},`, `{"a":1}{"b":2}`} {
+		if w := f.do("POST", "/stats", body); w.Code != 400 {
+			t.Errorf("non-JSON body %q: %d %s", body, w.Code, w.Body)
+		}
 	}
 	if w := f.do("GET", "/stats", ""); w.Code != 200 {
 		t.Fatalf("GET /stats: %d", w.Code)
+	}
+}
+
+func TestUpdateCountsChecks(t *testing.T) {
+	f := newFixture(t, 10)
+	if w := f.do("POST", "/updates", deviceBody); w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if len(f.count.checks) != 1 || f.count.checks[0] != "com.example.app 1.0.1" {
+		t.Fatalf("checks %v", f.count.checks)
 	}
 }
 
@@ -426,4 +497,20 @@ func TestDownloadFromAssembledCopy(t *testing.T) {
 	if w.Code != 206 || !bytes.Equal(w.Body.Bytes(), f.zip[1000:2000]) || w.Header().Get("ETag") != `"`+f.rel.ZipCID+`"` {
 		t.Fatalf("range from the assembled copy: %d %v", w.Code, w.Header())
 	}
+}
+
+// FuzzStatsBody: any body gets 200 or 400, 400 exactly when it is not
+// JSON, and never a panic.
+func FuzzStatsBody(f *testing.F) {
+	for _, s := range []string{fmt.Sprintf(statEv, "set"), "[" + fmt.Sprintf(statEv, "x") + `,{}]`, `[]`, `{`, `null`, `[1,"a",{"action":"set"}]`} {
+		f.Add(s)
+	}
+	fx := newFixture(f, 10)
+	f.Fuzz(func(t *testing.T, body string) {
+		w := fx.do("POST", "/stats", body)
+		valid := json.Valid(bytes.TrimSpace([]byte(body)))
+		if (w.Code == 400) == valid || (w.Code != 200 && w.Code != 400 && w.Code != 413) {
+			t.Fatalf("body %q: %d %s", body, w.Code, w.Body)
+		}
+	})
 }

@@ -1,0 +1,229 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"mirrord/consensus"
+	"mirrord/consensus/state"
+)
+
+// Fleet statistics: how counts from every node become one cluster-wide
+// view.
+//
+// Each node counts, per release, the update checks it answered with the
+// release, download_complete, set (installs) and failure events
+// (state.IsFailure). Every ReportInterval, a node with new counts
+// proposes one StatsReport through raft holding its cumulative counters
+// for the releases that changed. Raft was chosen over gossip (libp2p
+// pubsub) because:
+//   - the leader evaluates halt policies on the same numbers every
+//     other node shows, and the halt it writes is ordered after the
+//     counts that caused it;
+//   - counters survive restarts and snapshots with the rest of the
+//     state, and a node that joins later sees the history;
+//   - the cost is small and bounded: one entry per node per interval,
+//     sized by the releases that changed, not by device traffic;
+//   - cumulative totals with a per-node sequence number make a report
+//     idempotent, so a retry after a timeout never double-counts.
+//
+// A node without quorum keeps counting and reports when quorum returns.
+// Counts made since the last report that landed are lost if the process
+// dies (at most one interval); the raw events are in the stats log.
+
+// FleetConfig configures a Fleet.
+type FleetConfig struct {
+	// Node is this node's id (its libp2p peer id).
+	Node string
+	// State returns the current local state.
+	State func() *state.State
+	// Apply proposes a command (forwarded to the leader).
+	Apply func(ctx context.Context, cmd consensus.Command) (any, error)
+	// Interval between reports; 0 means 2 s.
+	Interval time.Duration
+	Log      *slog.Logger
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+type releaseKey struct{ app, version string }
+
+// pendingCounts are counts not yet confirmed in the replicated state.
+type pendingCounts struct {
+	// fresh were counted since the last report was sent.
+	fresh state.Counters
+	// sent were in the last report, whose sequence number is sentSeq;
+	// they are dropped once the state holds that report.
+	sent    state.Counters
+	sentSeq uint64
+}
+
+// Fleet counts device outcomes on this node and reports them.
+type Fleet struct {
+	cfg FleetConfig
+
+	mu      sync.Mutex
+	pending map[releaseKey]*pendingCounts
+	lastSeq uint64
+
+	kick chan struct{}
+}
+
+// NewFleet returns a Fleet; call Run to report.
+func NewFleet(cfg FleetConfig) *Fleet {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 2 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Fleet{cfg: cfg, pending: map[releaseKey]*pendingCounts{}, kick: make(chan struct{}, 1)}
+}
+
+// known reports whether version is a release of app in the local state;
+// only releases are counted, so the counters stay bounded.
+func (f *Fleet) known(app, version string) bool {
+	a := f.cfg.State().App(app)
+	return a != nil && a.Releases[version] != nil
+}
+
+// CountCheck counts an update check answered with a release.
+func (f *Fleet) CountCheck(app, version string) {
+	if !f.known(app, version) {
+		return
+	}
+	f.mu.Lock()
+	f.entry(app, version).fresh.Offered++
+	f.mu.Unlock()
+}
+
+// CountEvent counts a device stats event if it is about a release of the
+// app: download_complete, set, and failures. File-level failures name
+// "version:file"; the file part is dropped.
+func (f *Fleet) CountEvent(app, version, action string) {
+	failure := state.IsFailure(action)
+	if action != "set" && action != "download_complete" && !failure {
+		return
+	}
+	if i := strings.IndexByte(version, ':'); i >= 0 {
+		version = version[:i]
+	}
+	if !f.known(app, version) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := &f.entry(app, version).fresh
+	switch {
+	case action == "set":
+		c.Installs++
+	case action == "download_complete":
+		c.Downloads++
+	default:
+		if c.Failures == nil {
+			c.Failures = map[string]int64{}
+		}
+		if _, ok := c.Failures[action]; !ok && len(c.Failures) >= state.MaxFailureKinds {
+			action = state.OtherFailure
+		}
+		c.Failures[action]++
+	}
+}
+
+// entry returns the pending counts of a release; f.mu is held.
+func (f *Fleet) entry(app, version string) *pendingCounts {
+	k := releaseKey{app, version}
+	p := f.pending[k]
+	if p == nil {
+		p = &pendingCounts{}
+		f.pending[k] = p
+	}
+	return p
+}
+
+// Kick asks Run to report now rather than at the next tick.
+func (f *Fleet) Kick() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run reports every interval until ctx ends.
+func (f *Fleet) Run(ctx context.Context) {
+	t := time.NewTicker(f.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-f.kick:
+		}
+		if err := f.Report(ctx); err != nil && ctx.Err() == nil {
+			f.cfg.Log.Debug("stats report failed; retrying at the next interval", "err", err)
+		}
+	}
+}
+
+// Report proposes this node's counters for every release with counts not
+// yet in the replicated state. It returns nil when there is nothing to
+// report.
+func (f *Fleet) Report(ctx context.Context) error {
+	st := f.cfg.State()
+	f.mu.Lock()
+	seq := uint64(f.cfg.Now().UnixNano())
+	if seq <= f.lastSeq {
+		seq = f.lastSeq + 1
+	}
+	var entries []state.ReleaseCounters
+	for k, p := range f.pending {
+		a := st.App(k.app)
+		if a == nil || a.Releases[k.version] == nil {
+			delete(f.pending, k) // release deleted
+			continue
+		}
+		stored := a.Stats[k.version][f.cfg.Node]
+		if p.sentSeq != 0 && stored.Seq >= p.sentSeq {
+			p.sent, p.sentSeq = state.Counters{}, 0 // the last report landed
+		}
+		if isZero(p.fresh) && isZero(p.sent) {
+			delete(f.pending, k)
+			continue
+		}
+		// The new total is what the state holds plus everything not yet
+		// in it. Should the previous report still land after this one
+		// was built, this one carries its counts too and, being newer,
+		// replaces it.
+		p.sent.Add(p.fresh) // Add makes fresh maps: nothing is shared
+		p.fresh = state.Counters{}
+		p.sentSeq = seq
+		total := stored
+		total.Add(p.sent)
+		total.Seq, total.At = seq, f.cfg.Now().UnixMilli()
+		entries = append(entries, state.ReleaseCounters{App: k.app, Version: k.version, Counters: total})
+	}
+	if len(entries) > 0 {
+		f.lastSeq = seq
+	}
+	f.mu.Unlock()
+	if len(entries) == 0 {
+		return nil
+	}
+	_, err := f.cfg.Apply(ctx, consensus.StatsReport{Node: f.cfg.Node, Releases: entries})
+	if err != nil {
+		return errors.Join(errors.New("node: stats report"), err)
+	}
+	return nil
+}
+
+func isZero(c state.Counters) bool {
+	return c.Offered == 0 && c.Downloads == 0 && c.Installs == 0 && len(c.Failures) == 0
+}

@@ -16,12 +16,25 @@ const MaxBasisPoints = 10000
 // rollout id reshuffles devices, so the same devices are not always
 // first.
 func CohortSlot(deviceID, rolloutID string) int {
-	h := sha256.New()
-	h.Write([]byte(rolloutID))
-	h.Write([]byte{0})
-	h.Write([]byte(strings.ToLower(deviceID)))
-	var sum [sha256.Size]byte
-	return int(binary.BigEndian.Uint64(h.Sum(sum[:0])[:8]) % MaxBasisPoints)
+	// One contiguous input on the stack for the usual sizes: the check
+	// path then hashes without allocating.
+	var stack [192]byte
+	in := append(stack[:0], rolloutID...)
+	in = append(in, 0)
+	for i := 0; i < len(deviceID); i++ {
+		c := deviceID[i]
+		if c >= 0x80 {
+			// Non-ASCII: lower-case it as strings.ToLower does.
+			in = append(in[:len(rolloutID)+1], strings.ToLower(deviceID)...)
+			break
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		in = append(in, c)
+	}
+	sum := sha256.Sum256(in)
+	return int(binary.BigEndian.Uint64(sum[:8]) % MaxBasisPoints)
 }
 
 // InCohort reports whether a device is in a rollout at basisPoints

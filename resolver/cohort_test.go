@@ -1,6 +1,8 @@
 package resolver
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -80,13 +82,19 @@ func TestCohortSlotGolden(t *testing.T) {
 
 func FuzzCohort(f *testing.F) {
 	f.Add("00000000-0000-4000-8000-000000000001", "r1", 1000, 2000)
+	f.Add("ÄBC-Ünï", "app/ch/1.0.0#1", 5000, 5000)
 	f.Fuzz(func(t *testing.T, id, rollout string, p, q int) {
-		if p < 0 || q < 0 || p > q {
-			return
-		}
 		s := CohortSlot(id, rollout)
 		if s < 0 || s >= MaxBasisPoints {
 			t.Fatalf("slot %d out of range", s)
+		}
+		// The allocation-free hashing equals the plain definition.
+		sum := sha256.Sum256([]byte(rollout + "\x00" + strings.ToLower(id)))
+		if want := int(binary.BigEndian.Uint64(sum[:8]) % MaxBasisPoints); s != want {
+			t.Fatalf("CohortSlot(%q, %q) = %d, want %d", id, rollout, s, want)
+		}
+		if p < 0 || q < 0 || p > q {
+			return
 		}
 		if InCohort(id, rollout, p) && !InCohort(id, rollout, q) {
 			t.Fatal("not monotone")

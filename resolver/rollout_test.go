@@ -125,3 +125,38 @@ func TestChannelSelfRespectsPins(t *testing.T) {
 		t.Fatalf("delete on a pinned device: %+v", a)
 	}
 }
+
+// BenchmarkResolveTargeting times Resolve alone: a plain channel, then
+// the same app with a rollout at 50% on the channel and 10,000 device
+// overrides (a third of them pinned). The asking devices are not
+// overridden; half are in the cohort.
+func BenchmarkResolveTargeting(b *testing.B) {
+	plain := newTestApp()
+	targeted := newTestApp()
+	withRollout(5000, state.RolloutActive)(targeted)
+	for i := range 10000 {
+		o := state.DeviceOverride{Channel: "beta"}
+		if i%3 == 0 {
+			o = state.DeviceOverride{Version: "1.0.2"}
+		}
+		targeted.Devices[fmt.Sprintf("dddddddd-0000-4000-8000-%012d", i)] = o
+	}
+	reqs := make([]Request, 1024)
+	for i := range reqs {
+		reqs[i] = baseRequest()
+		reqs[i].DeviceID = fmt.Sprintf("eeeeeeee-0000-4000-8000-%012d", i)
+	}
+	for _, tc := range []struct {
+		name string
+		app  *state.AppState
+	}{{"plain-channel", plain}, {"rollout-50pct+10k-overrides", targeted}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if d := Resolve(tc.app, reqs[i%len(reqs)]); d.Error != "" {
+					b.Fatal(d.Error)
+				}
+			}
+		})
+	}
+}

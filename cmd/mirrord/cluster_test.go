@@ -29,7 +29,7 @@ import (
 )
 
 // startNodeWith starts an in-process node with a changed config.
-func startNodeWith(t *testing.T, data string, mod func(*configs.Config)) *testNode {
+func startNodeWith(t testing.TB, data string, mod func(*configs.Config)) *testNode {
 	t.Helper()
 	if data == "" {
 		data = t.TempDir()

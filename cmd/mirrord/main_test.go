@@ -53,7 +53,7 @@ type testNode struct {
 	done             chan error
 }
 
-func startNode(t *testing.T, data string) *testNode {
+func startNode(t testing.TB, data string) *testNode {
 	t.Helper()
 	return startNodeWith(t, data, nil)
 }
@@ -69,7 +69,7 @@ func (n *testNode) stop() {
 
 // cli runs a mirrord command in process against the node and returns
 // its stdout; it fails the test on error unless wantErr is set.
-func (n *testNode) cli(t *testing.T, args ...string) string {
+func (n *testNode) cli(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := n.cliErr(args...)
 	if err != nil {

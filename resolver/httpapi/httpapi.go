@@ -308,18 +308,26 @@ func (a *API) handleStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := bytes.TrimSpace(buf.Bytes())
-	if !json.Valid(body) {
-		writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not JSON"))
-		return
-	}
 	var events []json.RawMessage
-	batch := body[0] == '['
+	batch := len(body) > 0 && body[0] == '['
 	if batch {
-		if err := json.Unmarshal(body, &events); err != nil {
+		// A Decoder validates while it splits (Unmarshal would scan the
+		// body once more first); trailing data is refused as Unmarshal
+		// would.
+		dec := json.NewDecoder(bytes.NewReader(body))
+		err := dec.Decode(&events)
+		if err == nil && dec.InputOffset() != int64(len(body)) {
+			err = errors.New("data after the array")
+		}
+		if err != nil {
 			writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not JSON: "+err.Error()))
 			return
 		}
 	} else {
+		if !json.Valid(body) {
+			writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not JSON"))
+			return
+		}
 		events = []json.RawMessage{json.RawMessage(body)}
 	}
 	var results []statResult
@@ -340,9 +348,13 @@ func (a *API) handleStats(w http.ResponseWriter, r *http.Request) {
 		if batch {
 			results[i] = statResult{Status: "ok", Index: i}
 		}
-		var c bytes.Buffer
-		if err := json.Compact(&c, ev); err == nil {
-			keep = append(keep, c.Bytes())
+		if bytes.IndexAny(ev, "\r\n") < 0 {
+			keep = append(keep, ev) // already one line: stored as sent
+		} else {
+			var c bytes.Buffer
+			if err := json.Compact(&c, ev); err == nil {
+				keep = append(keep, c.Bytes())
+			}
 		}
 		if a.cfg.Counter != nil {
 			a.cfg.Counter.CountEvent(e.AppID, e.VersionName, e.Action)
@@ -389,7 +401,9 @@ func parseStatEvent(ev json.RawMessage) (statEvent, string) {
 	if len(ev) == 0 || ev[0] != '{' {
 		return e, "event must be a JSON object"
 	}
-	if err := json.Unmarshal(ev, &e); err != nil {
+	// ev is valid JSON already: a Decoder reads it in one pass, where
+	// Unmarshal would validate it again first.
+	if err := json.NewDecoder(bytes.NewReader(ev)).Decode(&e); err != nil {
 		return e, "event fields have the wrong types: " + err.Error()
 	}
 	switch {

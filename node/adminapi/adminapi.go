@@ -715,7 +715,8 @@ type SetDeviceRequest struct {
 }
 
 func (a *API) setDevice(r *http.Request) (int, any, error) {
-	if _, err := a.app(r); err != nil {
+	app, err := a.app(r)
+	if err != nil {
 		return 0, nil, err
 	}
 	var req SetDeviceRequest
@@ -728,6 +729,13 @@ func (a *API) setDevice(r *http.Request) (int, any, error) {
 	}
 	if req.Channel == "" && req.Version == "" {
 		return 0, nil, bad("give a channel, a version to pin, or both")
+	}
+	if req.Channel != "" && app.Channels[req.Channel] == nil {
+		return 0, nil, notFound("channel %q of app %q not found; create it first with `mirrord channel set %s %s --version V`",
+			req.Channel, app.App.ID, app.App.ID, req.Channel)
+	}
+	if req.Version != "" && req.Version != state.Builtin && app.Releases[req.Version] == nil {
+		return 0, nil, notFound("release %q of app %q not found (see `mirrord release list %s`)", req.Version, app.App.ID, app.App.ID)
 	}
 	var cmd consensus.Command = consensus.DeviceSet{App: r.PathValue("app"), DeviceID: dev, Channel: req.Channel}
 	if req.Version != "" {

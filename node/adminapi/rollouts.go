@@ -111,6 +111,15 @@ func (a *API) startRollout(r *http.Request) (int, any, error) {
 	if req.Version == "" {
 		return 0, nil, bad("version is required")
 	}
+	ch := r.PathValue("channel")
+	if app.Channels[ch] == nil {
+		return 0, nil, notFound("channel %q of app %q not found; create it with `mirrord channel set %s %s --version STABLE`",
+			ch, app.App.ID, app.App.ID, ch)
+	}
+	if app.Releases[req.Version] == nil {
+		return 0, nil, notFound("release %q of app %q not found; publish it first (without --channel to only store it)",
+			req.Version, app.App.ID)
+	}
 	cmd := consensus.RolloutStart{App: app.App.ID, Channel: r.PathValue("channel"), Version: req.Version,
 		BasisPoints: req.BasisPoints, Policy: req.Policy.policy(), Baseline: app.Tally(req.Version),
 		At: a.now().UnixMilli()}

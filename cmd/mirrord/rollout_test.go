@@ -406,3 +406,80 @@ func parallel(workers, n int, fn func(i int)) {
 	close(next)
 	wg.Wait()
 }
+
+// TestRolloutCommands walks the rollout life cycle through the CLI on
+// one node, with the errors an operator is likely to hit.
+func TestRolloutCommands(t *testing.T) {
+	vec := vectors(t)
+	n := startNode(t, "")
+	const app = "com.example.cli"
+	n.cli(t, "app", "create", app)
+	n.cli(t, "publish", "--app", app, "--version", "1.0.1", "--channel", "production", filepath.Join(vec, "src-1.0.1"))
+	n.cli(t, "publish", "--app", app, "--version", "1.0.2", filepath.Join(vec, "src-1.0.2"))
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rollout", "start", app, "production", "--version", "1.0.2", "--percent", "101"}, "from 0 to 100"},
+		{[]string{"rollout", "start", app, "production", "--version", "1.0.2", "--percent", "1.234"}, "two decimals"},
+		{[]string{"rollout", "start", app, "production", "--percent", "5"}, "--version is required"},
+		{[]string{"rollout", "start", app, "nope", "--version", "1.0.2", "--percent", "5"}, "mirrord channel set"},
+		{[]string{"rollout", "start", app, "production", "--version", "9.9.9", "--percent", "5"}, "publish it first"},
+		{[]string{"rollout", "start", app, "production", "--version", "1.0.2", "--percent", "5", "--halt-failure-rate", "2"}, "between 0 and 1"},
+		{[]string{"rollout", "start", app, "production", "--version", "1.0.2", "--percent", "5", "--halt-min-events", "9"}, "need --halt-failure-rate"},
+		{[]string{"rollout", "pause", app, "production"}, "no rollout in progress"},
+		{[]string{"device", "set", app, "d1", "--channel", "beta"}, "mirrord channel set"},
+	} {
+		out, err := n.cliErr(tc.args...)
+		if err == nil || !strings.Contains(out+err.Error(), tc.want) {
+			t.Errorf("mirrord %s: %v %s; want an error with %q", strings.Join(tc.args, " "), err, out, tc.want)
+		}
+	}
+
+	out := n.cli(t, "rollout", "start", app, "production", "--version", "1.0.2", "--percent", "12.5",
+		"--halt-failure-rate", "0.3", "--halt-action", "abort")
+	if !strings.Contains(out, "12.50% of devices (active)") || !strings.Contains(out, "abort when") {
+		t.Fatalf("start: %s", out)
+	}
+	if _, err := n.cliErr("rollout", "start", app, "production", "--version", "1.0.2", "--percent", "1"); err == nil {
+		t.Fatal("a second rollout on the channel was accepted")
+	}
+	if _, err := n.cliErr("release", "delete", app, "1.0.2"); err == nil {
+		t.Fatal("the rolled-out release was deleted")
+	}
+	if out := n.cli(t, "rollout", "pause", app, "production"); !strings.Contains(out, "(paused)") {
+		t.Fatalf("pause: %s", out)
+	}
+	if out := n.cli(t, "rollout", "resume", app, "production"); !strings.Contains(out, "(active)") {
+		t.Fatalf("resume: %s", out)
+	}
+	if out := n.cli(t, "rollout", "set", app, "production", "--no-halt", "--percent", "100"); strings.Contains(out, "halt policy") ||
+		!strings.Contains(out, "100.00%") {
+		t.Fatalf("set: %s", out)
+	}
+	fc := newFleetClient(t, app)
+	if v := fc.check(n.url, deviceID(1), "builtin"); v != "1.0.2" {
+		t.Fatalf("at 100%%: %s", v)
+	}
+	if out := n.cli(t, "rollout", "promote", app, "production"); !strings.Contains(out, "promoted; every device gets 1.0.2") {
+		t.Fatalf("promote: %s", out)
+	}
+	if out := n.cli(t, "rollback", app, "production"); !strings.Contains(out, "1.0.1") {
+		t.Fatalf("rollback after promote: %s", out)
+	}
+	// A pinned device, listed and then removed through a CSV.
+	n.cli(t, "device", "set", app, deviceID(2), "--version", "1.0.2")
+	if out := n.cli(t, "device", "list", app); !strings.Contains(out, deviceID(2)) || !strings.Contains(out, "1.0.2") {
+		t.Fatalf("device list: %s", out)
+	}
+	if v := fc.check(n.url, deviceID(2), "builtin"); v != "1.0.2" {
+		t.Fatalf("pinned device got %s", v)
+	}
+	if out := n.cli(t, "device", "import", app, writeTemp(t, deviceID(2)+"\n"), "--remove"); !strings.Contains(out, "removed 1") {
+		t.Fatalf("import --remove: %s", out)
+	}
+	if v := fc.check(n.url, deviceID(2), "builtin"); v != "1.0.1" {
+		t.Fatalf("unpinned device got %s", v)
+	}
+}

@@ -77,6 +77,10 @@ type Node struct {
 	// PSKFile names a file holding a 64-hex-character private network
 	// key; peers without the same key cannot connect. Empty: none.
 	PSKFile string `yaml:"psk_file"`
+	// Inbox is a watch folder: a bundle directory moved into it (with a
+	// release.yaml) is published once, then moved to done/ or failed/.
+	// Empty: no watch folder.
+	Inbox string `yaml:"inbox"`
 }
 
 // Limits bound what clients may send.

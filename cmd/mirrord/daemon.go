@@ -45,6 +45,7 @@ func init() {
 		fs.String("psk-file", "", "private network key `file` (64 hex chars); peers without it cannot connect")
 		fs.String("join", "", "on first start, join the cluster through this node: its HTTP `URL` or its multiaddr ending in /p2p/PEER_ID")
 		fs.String("join-token", "", "join `token` made by `mirrord cluster token`")
+		fs.String("inbox", "", "watch folder `dir`: bundle directories moved into it are published (overrides node.inbox)")
 	}
 }
 
@@ -83,6 +84,9 @@ func cmdServe(ctx context.Context, env *cmdEnv) error {
 	}
 	if v := flagString(env.fs, "join-token"); v != "" {
 		cfg.Cluster.JoinToken = v
+	}
+	if v := flagString(env.fs, "inbox"); v != "" {
+		cfg.Node.Inbox = v
 	}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)

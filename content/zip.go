@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -94,7 +95,12 @@ func isASCIILetter(c byte) bool {
 // 0644 and a fixed modification time. index.html must exist at the root
 // of dir. The same tree always gives the same bytes (with the same Go
 // version), so its SHA-256 is a stable checksum.
-func ZipDir(dir string) ([]byte, error) {
+func ZipDir(dir string) ([]byte, error) { return ZipDirSkipping(dir) }
+
+// ZipDirSkipping is ZipDir leaving out the files named by skip (paths
+// relative to dir, with forward slashes), such as a watch folder's
+// release.yaml sidecar.
+func ZipDirSkipping(dir string, skip ...string) ([]byte, error) {
 	// Follow a symlinked root (a "dist" link is common); symlinks inside
 	// the tree are refused below.
 	dir, err := filepath.EvalSymlinks(dir)
@@ -128,6 +134,9 @@ func ZipDir(dir string) ([]byte, error) {
 			return fmt.Errorf("%s is a symlink; bundles may hold regular files only", rel)
 		case !t.IsRegular():
 			return fmt.Errorf("%s is not a regular file (%v)", rel, t)
+		}
+		if slices.Contains(skip, rel) {
+			return nil
 		}
 		if _, err := CleanPath(rel); err != nil {
 			return err

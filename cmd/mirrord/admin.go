@@ -444,123 +444,27 @@ func cmdPublish(ctx context.Context, env *cmdEnv) error {
 	if err := env.needArgs(1, "PATH (a directory or a zip)"); err != nil {
 		return err
 	}
-	appID, version := flagString(env.fs, "app"), flagString(env.fs, "version")
-	if appID == "" || version == "" {
-		return usagef("--app and --version are required")
+	o := publishOptions{
+		App: flagString(env.fs, "app"), Version: flagString(env.fs, "version"), Path: env.args[0],
+		Key: flagString(env.fs, "key"), SessionKey: flagString(env.fs, "session-key"),
+		Checksum: flagString(env.fs, "checksum"), FreshKey: flagBool(env.fs, "fresh-session-key"),
+		Plain: flagBool(env.fs, "plain"), MinNative: flagString(env.fs, "min-native"),
+		Channel: flagString(env.fs, "channel"),
 	}
-	keyPath, sk, ck := flagString(env.fs, "key"), flagString(env.fs, "session-key"), flagString(env.fs, "checksum")
-	if (sk == "") != (ck == "") {
-		return usagef("--session-key and --checksum go together (both printed by `capgo bundle encrypt`)")
-	}
-	if sk != "" && keyPath != "" {
-		return usagef("use either --key (mirrord encrypts) or --session-key/--checksum (already encrypted), not both")
-	}
-	freshKey := flagBool(env.fs, "fresh-session-key")
-	if freshKey && keyPath == "" {
-		return usagef("--fresh-session-key goes with --key (it chooses the session key mirrord encrypts with)")
+	if err := o.check(); err != nil {
+		return err
 	}
 	c, err := newClient(env.fs)
 	if err != nil {
 		return err
 	}
-	var app adminapi.AppInfo
-	if err := c.do(ctx, "GET", "/admin/v1/apps/"+pathEsc(appID), nil, &app); err != nil {
-		if isNotFound(err) {
-			return fmt.Errorf("app %s does not exist on %s: create it first with `mirrord app create %s [--public-key PUB.pem]`", appID, c.server, appID)
-		}
-		return err
+	// With --json stdout holds only the JSON answer.
+	note := env.stdout
+	if flagBool(env.fs, "json") {
+		note = env.stderr
 	}
-
-	path := env.args[0]
-	info, err := os.Stat(path)
+	rel, total, err := publish(ctx, c, o, note)
 	if err != nil {
-		return fmt.Errorf("bundle path: %w", err)
-	}
-	var zipData []byte
-	if info.IsDir() {
-		if sk != "" {
-			return usagef("--session-key/--checksum need the encrypted zip made by the Capgo CLI, not a directory")
-		}
-		if zipData, err = content.ZipDir(path); err != nil {
-			return err
-		}
-	} else if zipData, err = os.ReadFile(path); err != nil {
-		return err
-	}
-
-	lim := content.ZipLimits{}
-	var b *content.Bundle
-	switch {
-	case sk != "":
-		if app.PublicKey == "" {
-			return fmt.Errorf("app %s has no public key, so its devices cannot decrypt this bundle: recreate the app with --public-key", appID)
-		}
-		pub, err := content.ParsePublicKey([]byte(app.PublicKey))
-		if err != nil {
-			return err
-		}
-		if b, err = content.ImportEncrypted(zipData, sk, ck, pub, lim); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-	case keyPath != "":
-		pem, err := os.ReadFile(keyPath)
-		if err != nil {
-			return fmt.Errorf("--key: %w", err)
-		}
-		priv, err := content.ParsePrivateKey(pem)
-		if err != nil {
-			return fmt.Errorf("--key %s: %w", keyPath, err)
-		}
-		if err := matchKey(app, priv); err != nil {
-			return err
-		}
-		// With --json stdout holds only the JSON answer.
-		note := env.stdout
-		if flagBool(env.fs, "json") {
-			note = env.stderr
-		}
-		reuse, msg, err := reusableSessionKey(ctx, c, app, priv, freshKey)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(note, msg)
-		if reuse != nil {
-			b, err = content.BuildBundleWithKey(zipData, priv, *reuse, lim)
-		} else {
-			b, err = content.BuildBundle(zipData, priv, lim)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-	default:
-		if app.PublicKey != "" && !flagBool(env.fs, "plain") {
-			return fmt.Errorf("app %s has a public key, so its devices expect encrypted bundles: pass --key PRIVATE.pem (or --plain to publish unencrypted anyway)", appID)
-		}
-		if b, err = content.BuildBundle(zipData, nil, lim); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-	}
-
-	req := adminapi.CreateReleaseRequest{
-		Version: version, Checksum: b.Checksum, SessionKey: b.SessionKey, KeyID: b.KeyID,
-		MinNative: flagString(env.fs, "min-native"), Channel: flagString(env.fs, "channel"),
-	}
-	total := int64(len(b.Zip))
-	zobj, err := c.upload(ctx, b.Zip)
-	if err != nil {
-		return fmt.Errorf("upload zip: %w", err)
-	}
-	req.ZipCID = zobj.CID
-	for _, f := range b.Files {
-		o, err := c.upload(ctx, f.Data)
-		if err != nil {
-			return fmt.Errorf("upload %s: %w", f.Name, err)
-		}
-		total += int64(len(f.Data))
-		req.Manifest = append(req.Manifest, adminapi.ReleaseFile{FileName: f.Name, FileHash: f.Hash, CID: o.CID})
-	}
-	var rel state.Release
-	if err := c.do(ctx, "POST", "/admin/v1/apps/"+pathEsc(appID)+"/releases", req, &rel); err != nil {
 		return err
 	}
 	if flagBool(env.fs, "json") {
@@ -570,12 +474,145 @@ func cmdPublish(ctx context.Context, env *cmdEnv) error {
 	if rel.Encrypted() {
 		kind = "encrypted, key_id " + rel.KeyID
 	}
-	fmt.Fprintf(env.stdout, "published %s %s (%s; zip %s, %d manifest files, %s uploaded)\n", appID, version, kind,
+	fmt.Fprintf(env.stdout, "published %s %s (%s; zip %s, %d manifest files, %s uploaded)\n", o.App, o.Version, kind,
 		humanBytes(rel.ZipSize), len(rel.Manifest), humanBytes(total))
-	if req.Channel != "" {
-		fmt.Fprintf(env.stdout, "channel %s now serves %s\n", req.Channel, version)
+	if o.Channel != "" {
+		fmt.Fprintf(env.stdout, "channel %s now serves %s\n", o.Channel, o.Version)
 	}
 	return nil
+}
+
+// publishOptions is what `mirrord publish` and the watch folder give
+// publish.
+type publishOptions struct {
+	App, Version string
+	// Path is a directory of web files or a zip.
+	Path string
+	// Skip lists files of a directory Path left out of the bundle.
+	Skip []string
+	// Key is the private key file mirrord encrypts with.
+	Key string
+	// SessionKey and Checksum come with a zip the Capgo CLI encrypted.
+	SessionKey, Checksum string
+	FreshKey, Plain      bool
+	MinNative, Channel   string
+}
+
+// check refuses contradictory options (usage errors).
+func (o publishOptions) check() error {
+	switch {
+	case o.App == "" || o.Version == "":
+		return usagef("--app and --version are required")
+	case (o.SessionKey == "") != (o.Checksum == ""):
+		return usagef("--session-key and --checksum go together (both printed by `capgo bundle encrypt`)")
+	case o.SessionKey != "" && o.Key != "":
+		return usagef("use either --key (mirrord encrypts) or --session-key/--checksum (already encrypted), not both")
+	case o.FreshKey && o.Key == "":
+		return usagef("--fresh-session-key goes with --key (it chooses the session key mirrord encrypts with)")
+	}
+	return nil
+}
+
+// publish builds the bundle of o (encrypting with o.Key, importing a
+// Capgo-encrypted zip, or plain), uploads its objects and creates the
+// release. Notes about the session key go to note. It returns the
+// release and the bytes uploaded.
+func publish(ctx context.Context, c *client, o publishOptions, note io.Writer) (state.Release, int64, error) {
+	var rel state.Release
+	var app adminapi.AppInfo
+	if err := c.do(ctx, "GET", "/admin/v1/apps/"+pathEsc(o.App), nil, &app); err != nil {
+		if isNotFound(err) {
+			return rel, 0, fmt.Errorf("app %s does not exist on %s: create it first with `mirrord app create %s [--public-key PUB.pem]`", o.App, c.server, o.App)
+		}
+		return rel, 0, err
+	}
+
+	info, err := os.Stat(o.Path)
+	if err != nil {
+		return rel, 0, fmt.Errorf("bundle path: %w", err)
+	}
+	var zipData []byte
+	if info.IsDir() {
+		if o.SessionKey != "" {
+			return rel, 0, usagef("--session-key/--checksum need the encrypted zip made by the Capgo CLI, not a directory")
+		}
+		if zipData, err = content.ZipDirSkipping(o.Path, o.Skip...); err != nil {
+			return rel, 0, err
+		}
+	} else if zipData, err = os.ReadFile(o.Path); err != nil {
+		return rel, 0, err
+	}
+
+	lim := content.ZipLimits{}
+	var b *content.Bundle
+	switch {
+	case o.SessionKey != "":
+		if app.PublicKey == "" {
+			return rel, 0, fmt.Errorf("app %s has no public key, so its devices cannot decrypt this bundle: recreate the app with --public-key", o.App)
+		}
+		pub, err := content.ParsePublicKey([]byte(app.PublicKey))
+		if err != nil {
+			return rel, 0, err
+		}
+		if b, err = content.ImportEncrypted(zipData, o.SessionKey, o.Checksum, pub, lim); err != nil {
+			return rel, 0, fmt.Errorf("%s: %w", o.Path, err)
+		}
+	case o.Key != "":
+		pem, err := os.ReadFile(o.Key)
+		if err != nil {
+			return rel, 0, fmt.Errorf("--key: %w", err)
+		}
+		priv, err := content.ParsePrivateKey(pem)
+		if err != nil {
+			return rel, 0, fmt.Errorf("--key %s: %w", o.Key, err)
+		}
+		if err := matchKey(app, priv); err != nil {
+			return rel, 0, err
+		}
+		reuse, msg, err := reusableSessionKey(ctx, c, app, priv, o.FreshKey)
+		if err != nil {
+			return rel, 0, err
+		}
+		fmt.Fprintln(note, msg)
+		if reuse != nil {
+			b, err = content.BuildBundleWithKey(zipData, priv, *reuse, lim)
+		} else {
+			b, err = content.BuildBundle(zipData, priv, lim)
+		}
+		if err != nil {
+			return rel, 0, fmt.Errorf("%s: %w", o.Path, err)
+		}
+	default:
+		if app.PublicKey != "" && !o.Plain {
+			return rel, 0, fmt.Errorf("app %s has a public key, so its devices expect encrypted bundles: pass --key PRIVATE.pem (or --plain to publish unencrypted anyway)", o.App)
+		}
+		if b, err = content.BuildBundle(zipData, nil, lim); err != nil {
+			return rel, 0, fmt.Errorf("%s: %w", o.Path, err)
+		}
+	}
+
+	req := adminapi.CreateReleaseRequest{
+		Version: o.Version, Checksum: b.Checksum, SessionKey: b.SessionKey, KeyID: b.KeyID,
+		MinNative: o.MinNative, Channel: o.Channel,
+	}
+	total := int64(len(b.Zip))
+	zobj, err := c.upload(ctx, b.Zip)
+	if err != nil {
+		return rel, 0, fmt.Errorf("upload zip: %w", err)
+	}
+	req.ZipCID = zobj.CID
+	for _, f := range b.Files {
+		obj, err := c.upload(ctx, f.Data)
+		if err != nil {
+			return rel, 0, fmt.Errorf("upload %s: %w", f.Name, err)
+		}
+		total += int64(len(f.Data))
+		req.Manifest = append(req.Manifest, adminapi.ReleaseFile{FileName: f.Name, FileHash: f.Hash, CID: obj.CID})
+	}
+	if err := c.do(ctx, "POST", "/admin/v1/apps/"+pathEsc(o.App)+"/releases", req, &rel); err != nil {
+		return rel, 0, err
+	}
+	return rel, total, nil
 }
 
 // matchKey refuses a private key that does not belong to the app's

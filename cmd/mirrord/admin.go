@@ -69,8 +69,11 @@ func init() {
 	register(command{name: "device list", args: "APP_ID", help: "List device overrides.", run: cmdDeviceList})
 	flagSetups["device list"] = client(nil)
 
-	register(command{name: "status", help: "Show every node of the cluster: role, leader, applied index, last contact, and the blocks of each release it holds.", run: cmdStatus})
-	flagSetups["status"] = client(nil)
+	register(command{name: "status", help: "Show every node of the cluster: role, leader, applied index, last contact, and the blocks of each release it holds.\nWith --watch, redraw it (with replication progress bars on a terminal) until Ctrl-C.", run: cmdStatus})
+	flagSetups["status"] = client(func(fs *flag.FlagSet) {
+		fs.Bool("watch", false, "refresh until interrupted")
+		fs.Duration("interval", 2*time.Second, "refresh `interval` with --watch")
+	})
 }
 
 // channelBools maps CLI flags to channel fields.
@@ -407,6 +410,16 @@ func cmdStatus(ctx context.Context, env *cmdEnv) error {
 	if err != nil {
 		return err
 	}
+	if flagBool(env.fs, "watch") {
+		if flagBool(env.fs, "json") {
+			return usagef("--watch and --json do not go together; poll `status --json` instead")
+		}
+		iv := env.fs.Lookup("interval").Value.(flag.Getter).Get().(time.Duration)
+		if iv < 100*time.Millisecond {
+			return usagef("--interval %s is too short (at least 100ms)", iv)
+		}
+		return watchStatus(ctx, c, env.stdout, iv, isTerminal(env.stdout))
+	}
 	var out adminapi.Status
 	if err := c.do(ctx, "GET", "/admin/v1/status", nil, &out); err != nil {
 		return err
@@ -463,6 +476,9 @@ func cmdPublish(ctx context.Context, env *cmdEnv) error {
 	if flagBool(env.fs, "json") {
 		note = env.stderr
 	}
+	if isTerminal(env.stderr) {
+		o.Progress = &uploadProgress{w: env.stderr}
+	}
 	rel, total, err := publish(ctx, c, o, note)
 	if err != nil {
 		return err
@@ -496,6 +512,12 @@ type publishOptions struct {
 	SessionKey, Checksum string
 	FreshKey, Plain      bool
 	MinNative, Channel   string
+	// Progress, if set, is told the size of each uploaded object after
+	// start(total bytes, objects).
+	Progress interface {
+		start(total int64, objects int)
+		add(n int64)
+	}
 }
 
 // check refuses contradictory options (usage errors).
@@ -596,15 +618,28 @@ func publish(ctx context.Context, c *client, o publishOptions, note io.Writer) (
 		MinNative: o.MinNative, Channel: o.Channel,
 	}
 	total := int64(len(b.Zip))
+	if o.Progress != nil {
+		all := total
+		for _, f := range b.Files {
+			all += int64(len(f.Data))
+		}
+		o.Progress.start(all, 1+len(b.Files))
+	}
 	zobj, err := c.upload(ctx, b.Zip)
 	if err != nil {
 		return rel, 0, fmt.Errorf("upload zip: %w", err)
+	}
+	if o.Progress != nil {
+		o.Progress.add(int64(len(b.Zip)))
 	}
 	req.ZipCID = zobj.CID
 	for _, f := range b.Files {
 		obj, err := c.upload(ctx, f.Data)
 		if err != nil {
 			return rel, 0, fmt.Errorf("upload %s: %w", f.Name, err)
+		}
+		if o.Progress != nil {
+			o.Progress.add(int64(len(f.Data)))
 		}
 		total += int64(len(f.Data))
 		req.Manifest = append(req.Manifest, adminapi.ReleaseFile{FileName: f.Name, FileHash: f.Hash, CID: obj.CID})

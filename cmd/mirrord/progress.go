@@ -33,12 +33,12 @@ func bar(done, total int64, width int) string {
 
 // uploadProgress redraws one line on a terminal as objects upload.
 type uploadProgress struct {
-	w            io.Writer
-	total        int64
-	files        int
-	done         int64
-	sent         int
-	last         time.Time
+	w     io.Writer
+	total int64
+	files int
+	done  int64
+	sent  int
+	last  time.Time
 }
 
 func (p *uploadProgress) add(n int64) {

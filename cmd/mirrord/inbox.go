@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 
+	"mirrord/content"
 	"mirrord/node/adminapi"
 	"mirrord/node/inbox"
 )
@@ -31,6 +33,10 @@ func (p inboxPublisher) Publish(ctx context.Context, b inbox.Bundle) (inbox.Publ
 	if err := o.check(); err != nil {
 		return inbox.Published{}, err
 	}
+	created, err := p.ensureApp(ctx, b)
+	if err != nil {
+		return inbox.Published{}, err
+	}
 	rel, _, err := publish(ctx, p.c, o, logWriter{p.log.With("entry", b.Name)})
 	if err != nil {
 		var ae *apiErr
@@ -43,7 +49,44 @@ func (p inboxPublisher) Publish(ctx context.Context, b inbox.Bundle) (inbox.Publ
 		}
 		return inbox.Published{}, err
 	}
-	return inbox.Published{App: m.App, Version: rel.Version, Checksum: rel.Checksum, Channel: m.Channel}, nil
+	return inbox.Published{App: m.App, Version: rel.Version, Checksum: rel.Checksum, Channel: m.Channel, CreatedApp: created}, nil
+}
+
+// ensureApp creates the bundle's app when it does not exist yet, so a
+// first bundle dropped for a new app needs no other step: with the
+// public key of release.yaml's key when the bundle is to be encrypted,
+// plain otherwise. A bundle already encrypted by the Capgo CLI cannot
+// tell the public key, so its app must be created first.
+func (p inboxPublisher) ensureApp(ctx context.Context, b inbox.Bundle) (bool, error) {
+	var app adminapi.AppInfo
+	err := p.c.do(ctx, "GET", "/admin/v1/apps/"+pathEsc(b.Meta.App), nil, &app)
+	if err == nil {
+		return false, nil
+	}
+	if !isNotFound(err) {
+		return false, &inbox.TemporaryError{Err: err}
+	}
+	req := adminapi.CreateAppRequest{ID: b.Meta.App}
+	switch {
+	case b.Meta.SessionKey != "":
+		return false, fmt.Errorf("app %s does not exist, and an already encrypted bundle does not carry its public key: "+
+			"create it first with `mirrord app create %s --public-key PUB.pem`", b.Meta.App, b.Meta.App)
+	case b.Key != "":
+		pem, err := os.ReadFile(b.Key)
+		if err != nil {
+			return false, fmt.Errorf("key: %w", err)
+		}
+		priv, err := content.ParsePrivateKey(pem)
+		if err != nil {
+			return false, fmt.Errorf("key %s: %w", b.Key, err)
+		}
+		req.PublicKey = string(content.PublicKeyPEM(&priv.PublicKey))
+	}
+	if err := p.c.do(ctx, "POST", "/admin/v1/apps", req, &app); err != nil {
+		return false, fmt.Errorf("create app %s: %w", b.Meta.App, err)
+	}
+	p.log.Info("inbox: created app", "app", app.ID, "key_id", app.KeyID)
+	return true, nil
 }
 
 // Exists implements inbox.Publisher.

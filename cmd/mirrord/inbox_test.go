@@ -148,13 +148,18 @@ func TestInbox(t *testing.T) {
 	// 3. Broken bundles: each lands in failed/ with a file saying why.
 	for _, tc := range []struct{ name, yaml, why string }{
 		{"unknown-key", "app: " + app + "\nversion: 2.0.0\ncolour: red\n", `"colour"`},
-		{"no-app", "app: com.example.nope\nversion: 2.0.0\n", "mirrord app create com.example.nope"},
+		{"no-app-encrypted-zip", "app: com.example.nope\nversion: 2.0.0\nsession_key: aXY=:a2V5\nchecksum: abc\n", "mirrord app create com.example.nope --public-key"},
 		{"no-version", "app: " + app + "\n", "version is missing"},
 		{"same-version", "app: " + app + "\nversion: 1.0.1\n", "already exists"},
 		{"no-index", "app: " + app + "\nversion: 2.0.1\n", "index.html"},
 	} {
 		tmp := filepath.Join(dir, ".tmp-"+tc.name)
-		if tc.name == "no-index" {
+		if tc.name == "no-app-encrypted-zip" {
+			if err := os.MkdirAll(tmp, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(tmp, "bundle.zip"), "not really a zip")
+		} else if tc.name == "no-index" {
 			if err := os.MkdirAll(tmp, 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -167,24 +172,44 @@ func TestInbox(t *testing.T) {
 		if err := os.Rename(tmp, filepath.Join(dir, tc.name)); err != nil {
 			t.Fatal(err)
 		}
-		reason := filepath.Join(dir, "failed", tc.name+".error.txt")
-		consensustest.WaitFor(t, tc.name+" in failed/", func() bool { return exists(reason) }, 20*time.Second)
-		b, _ := os.ReadFile(reason)
-		if !strings.Contains(string(b), tc.why) || !exists(filepath.Join(dir, "failed", tc.name)) {
+		// The reason is written before the directory moves.
+		consensustest.WaitFor(t, tc.name+" in failed/", func() bool { return exists(filepath.Join(dir, "failed", tc.name)) }, 20*time.Second)
+		b, _ := os.ReadFile(filepath.Join(dir, "failed", tc.name+".error.txt"))
+		if !strings.Contains(string(b), tc.why) {
 			t.Errorf("%s: reason %q does not say %q", tc.name, b, tc.why)
 		}
 	}
-	if c := w.Counts(); c.Published != 2 || c.Failed != 5 {
+	// 4. A bundle for an app that does not exist yet, encrypted with
+	// release.yaml's key: the app is created with that key's public half.
+	tmp = filepath.Join(dir, ".tmp-new")
+	copyFiles(t, filepath.Join(vec, "src-1.0.1"), tmp, nil)
+	writeFile(t, filepath.Join(tmp, "release.yaml"), "app: com.example.fresh\nversion: 1.0.1\nchannel: production\nkey: "+
+		filepath.Join(vec, "test_private_key.pem")+"\n")
+	if err := os.Rename(tmp, filepath.Join(dir, "new")); err != nil {
+		t.Fatal(err)
+	}
+	consensustest.WaitFor(t, "new in done/", func() bool { return exists(filepath.Join(dir, "done", "new")) }, 20*time.Second)
+	if out := n.cli(t, "app", "list"); !strings.Contains(out, "com.example.fresh") || !strings.Contains(out, "MIIBCgKCAQEAxiHQEJu8") {
+		t.Fatalf("app list after an inbox publish for a new app:\n%s", out)
+	}
+	pub, _ := os.ReadFile(filepath.Join(vec, "test_public_key.pem"))
+	dev := newDevice(t, n, "com.example.fresh", pub)
+	if res, err := dev.Update(ctx); err != nil || res.Installed != "1.0.1" {
+		t.Fatalf("encrypted inbox release: %v %+v", err, res)
+	}
+	sameTree(t, filepath.Join(vec, "src-1.0.1"), dev.CurrentDir())
+
+	if c := w.Counts(); c.Published != 3 || c.Failed != 5 {
 		t.Fatalf("counts %+v", c)
 	}
 
-	// 4. Restart: the same content again (another name) is not published
+	// 5. Restart: the same content again (another name) is not published
 	// twice; nor is one whose publish landed just before a crash.
 	n.stop()
 	journal := filepath.Join(data, "inbox.json")
 	var j map[string]map[string]any
 	b, _ = os.ReadFile(journal)
-	if err := json.Unmarshal(b, &j); err != nil || len(j) != 2 {
+	if err := json.Unmarshal(b, &j); err != nil || len(j) != 3 {
 		t.Fatalf("journal %s", b)
 	}
 	for _, e := range j {

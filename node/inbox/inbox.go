@@ -125,6 +125,8 @@ type Published struct {
 	Version  string `json:"version"`
 	Checksum string `json:"checksum,omitempty"`
 	Channel  string `json:"channel,omitempty"`
+	// CreatedApp is set when the app did not exist and was created.
+	CreatedApp bool `json:"created_app,omitempty"`
 }
 
 // Publisher publishes bundles; the daemon implements it with the admin
@@ -514,19 +516,19 @@ func (w *Watcher) saveJournal() error {
 	return writeAtomic(w.cfg.Journal, b)
 }
 
-// done moves the entry to done/ with a note of what was published.
+// done moves the entry to done/ with a note of what was published. The
+// note is written first, so whoever sees the directory in done/ finds
+// the note too.
 func (w *Watcher) done(name string, p Published, note string) {
-	dst, err := w.move(name, DoneDir)
-	if err != nil {
-		w.log.Error("inbox: cannot move a published bundle to done/", "entry", name, "err", err)
-		return
-	}
 	rec := map[string]any{"release": p, "at": time.Now().UTC().Format(time.RFC3339)}
 	if note != "" {
 		rec["note"] = note
 	}
 	b, _ := json.MarshalIndent(rec, "", "  ")
-	_ = writeAtomic(dst+".published.json", append(b, '\n'))
+	if err := w.move(name, DoneDir, ".published.json", append(b, '\n')); err != nil {
+		w.log.Error("inbox: cannot move a published bundle to done/", "entry", name, "err", err)
+		return
+	}
 	delete(w.seen, name)
 	w.mu.Lock()
 	if note == "" {
@@ -540,22 +542,20 @@ func (w *Watcher) done(name string, p Published, note string) {
 // fail moves the entry to failed/ with a file that says why.
 func (w *Watcher) fail(name string, why error) {
 	w.log.Warn("inbox: bundle refused", "entry", name, "err", why)
-	dst, err := w.move(name, FailedDir)
-	if err != nil {
+	msg := fmt.Sprintf("%s was not published: %v\n\nFix it and move the directory back into the inbox.\n", name, why)
+	if err := w.move(name, FailedDir, ".error.txt", []byte(msg)); err != nil {
 		w.log.Error("inbox: cannot move a refused bundle to failed/", "entry", name, "err", err)
 		return
 	}
-	msg := fmt.Sprintf("%s was not published: %v\n\nFix it and move the directory back into the inbox.\n", name, why)
-	_ = writeAtomic(dst+".error.txt", []byte(msg))
 	delete(w.seen, name)
 	w.mu.Lock()
 	w.counts.Failed++
 	w.mu.Unlock()
 }
 
-// move renames inbox/name to inbox/sub/name, adding -2, -3... when the
-// name is taken, and returns the new path.
-func (w *Watcher) move(name, sub string) (string, error) {
+// move writes note as sub/NAME+suffix, then renames inbox/name to
+// sub/NAME, where NAME is name, or name-2, name-3... when taken.
+func (w *Watcher) move(name, sub, suffix string, note []byte) error {
 	src := filepath.Join(w.cfg.Dir, name)
 	for i := 1; i < 1000; i++ {
 		dst := filepath.Join(w.cfg.Dir, sub, name)
@@ -565,9 +565,12 @@ func (w *Watcher) move(name, sub string) (string, error) {
 		if exists(dst) || exists(dst+".published.json") || exists(dst+".error.txt") {
 			continue
 		}
-		return dst, os.Rename(src, dst)
+		if err := writeAtomic(dst+suffix, note); err != nil {
+			return err
+		}
+		return os.Rename(src, dst)
 	}
-	return "", fmt.Errorf("too many entries named %s in %s", name, sub)
+	return fmt.Errorf("too many entries named %s in %s", name, sub)
 }
 
 func exists(p string) bool {

@@ -139,7 +139,7 @@ func Default() Config {
 	}
 }
 
-// Load reads a config file over the defaults.
+// Load reads a config file over the defaults and validates it.
 func Load(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -151,16 +151,92 @@ func Load(path string) (Config, error) {
 // Parse decodes a config document named name (used in errors) over the
 // defaults and validates it.
 func Parse(name string, b []byte) (Config, error) {
+	c, err := Decode(name, b)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, Explain(err, name, b, nil)
+	}
+	return c, nil
+}
+
+// Explain turns err, an error of Validate for the document doc named
+// name whose values were then overridden by the environment variables
+// vars (names, as EnvSettings gives them), into an error that says where
+// the bad value came from: the variable that set it, or the file with
+// the key's line. Validate's errors start with the key ("node.http:").
+// name "" means there was no file.
+func Explain(err error, name string, doc []byte, vars []string) error {
+	key, _, _ := strings.Cut(err.Error(), ": ")
+	for _, v := range vars {
+		if EnvKey(v) == key {
+			return fmt.Errorf("environment %s: %w", v, err)
+		}
+	}
+	if name == "" {
+		return err
+	}
+	if line := keyLine(doc, key); line > 0 {
+		return fmt.Errorf("config %s: line %d: %w", name, line, err)
+	}
+	return fmt.Errorf("config %s: %w", name, err)
+}
+
+// keyLine returns the line of a dotted key ("node.http") in doc, 0 when
+// doc does not set it.
+func keyLine(doc []byte, key string) int {
+	var root yaml.Node
+	if yaml.Unmarshal(doc, &root) != nil || len(root.Content) == 0 {
+		return 0
+	}
+	n := root.Content[0]
+	line := 0
+	for part := range strings.SplitSeq(key, ".") {
+		if n.Kind != yaml.MappingNode {
+			return 0
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == part {
+				line, next = n.Content[i].Line, n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return 0
+		}
+		n = next
+	}
+	return line
+}
+
+// Decode decodes a config document named name (used in errors) over the
+// defaults, strictly (an unknown key is an error naming it and its
+// line), without validating the values: environment variables and flags
+// may still change them, and Validate comes after those.
+func Decode(name string, b []byte) (Config, error) {
 	c := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("config %s: %s", name, cleanYAMLErr(err))
 	}
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", name, err)
-	}
 	return c, nil
+}
+
+// Marshal writes c as a config document: the same keys as the files,
+// durations and sizes in their units ("2m", "64MiB"), two-space indent.
+func (c Config) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // cleanYAMLErr turns yaml.v3's "field x not found in type configs.Node"
@@ -186,6 +262,13 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Node.HTTP); err != nil {
 		return fmt.Errorf("node.http: %q is not host:port: %w", c.Node.HTTP, err)
+	}
+	if c.Node.PSKFile != "" {
+		for _, a := range c.Node.P2P {
+			if strings.Contains(a, "/quic") {
+				return fmt.Errorf("node.p2p: %q is QUIC, which cannot be used with node.psk_file (libp2p private networks are TCP only)", a)
+			}
+		}
 	}
 	if c.Node.PublicURL != "" && !strings.HasPrefix(c.Node.PublicURL, "http://") && !strings.HasPrefix(c.Node.PublicURL, "https://") {
 		return fmt.Errorf("node.public_url: %q must start with http:// or https://", c.Node.PublicURL)
@@ -217,6 +300,16 @@ func (c Config) Validate() error {
 	if c.Stats.Retention < 0 {
 		return errors.New("stats.retention: must not be negative")
 	}
+	if h := time.Duration(c.Raft.HeartbeatTimeout); h != 0 && h < minRaftHeartbeat {
+		return fmt.Errorf("raft.heartbeat_timeout: %s (want 0s for %s, or at least %s, the leader lease)", h, defaultRaftTimeout, minRaftHeartbeat)
+	}
+	if c.Raft.ElectionTimeout < 0 {
+		return errors.New("raft.election_timeout: must not be negative")
+	}
+	hb, el := raftTimeout(c.Raft.HeartbeatTimeout), raftTimeout(c.Raft.ElectionTimeout)
+	if el < hb {
+		return fmt.Errorf("raft.election_timeout: %s is shorter than raft.heartbeat_timeout %s (0s means %s)", el, hb, defaultRaftTimeout)
+	}
 	if d := time.Duration(c.Stats.ReportInterval); d < 10*time.Millisecond || d > time.Hour {
 		return fmt.Errorf("stats.report_interval: %s (want 10ms to 1h)", d)
 	}
@@ -226,21 +319,55 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// defaultRaftTimeout is the heartbeat and election timeout a node runs
+// with when the file leaves them at 0 (consensus.DefaultConfig's).
+const defaultRaftTimeout = 500 * time.Millisecond
+
+// minRaftHeartbeat is the leader lease timeout a node runs with; raft
+// refuses a heartbeat timeout below it.
+const minRaftHeartbeat = 250 * time.Millisecond
+
+func raftTimeout(d Duration) time.Duration {
+	if d == 0 {
+		return defaultRaftTimeout
+	}
+	return time.Duration(d)
+}
+
 // Duration is a time.Duration written as a string ("30s").
 type Duration time.Duration
 
 // UnmarshalYAML parses "1.5s", "200ms".
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
+	if err := d.UnmarshalText([]byte(n.Value)); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
+}
+
+// UnmarshalText parses "1.5s", "200ms"; the YAML decoder and environment
+// variables (ApplyEnv) both use it.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(strings.TrimSpace(string(b)))
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration like \"30s\"", n.Line, n.Value)
+		return fmt.Errorf("%q is not a duration like \"30s\"", b)
 	}
 	*d = Duration(v)
 	return nil
 }
 
-// MarshalYAML writes the string form.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+// MarshalYAML writes the string form without trailing zero units
+// ("720h", "2m", "1h30m").
+func (d Duration) MarshalYAML() (any, error) {
+	s := time.Duration(d).String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+	}
+	if t, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = t + "h"
+	}
+	return s, nil
+}
 
 // ByteSize is a size in bytes, written as a number or with a unit
 // ("64MiB", "1GiB", "500KB").
@@ -248,12 +375,35 @@ type ByteSize int64
 
 // UnmarshalYAML parses sizes.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	v, err := ParseByteSize(n.Value)
-	if err != nil {
+	if err := b.UnmarshalText([]byte(n.Value)); err != nil {
 		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
+}
+
+// UnmarshalText parses sizes as ParseByteSize does; the YAML decoder and
+// environment variables (ApplyEnv) both use it.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	v, err := ParseByteSize(string(text))
+	if err != nil {
+		return err
 	}
 	*b = ByteSize(v)
 	return nil
+}
+
+// MarshalYAML writes the size in the largest binary unit that divides it
+// exactly ("64MiB", "2GiB"), or as a plain number.
+func (b ByteSize) MarshalYAML() (any, error) {
+	for _, u := range []struct {
+		suffix string
+		mul    int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && int64(b)%u.mul == 0 {
+			return strconv.FormatInt(int64(b)/u.mul, 10) + u.suffix, nil
+		}
+	}
+	return int64(b), nil
 }
 
 // ParseByteSize parses "123", "64KiB", "64MiB", "2GiB", "1KB", "1MB", "1GB".

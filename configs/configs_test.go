@@ -5,29 +5,116 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
-func TestExamplesLoad(t *testing.T) {
+// exampleChecks has one entry per example file: what sets it apart. A
+// new example file without an entry fails TestExamples.
+var exampleChecks = map[string]func(t *testing.T, c Config){
+	"single-node.yaml": func(t *testing.T, c Config) {
+		if !reflect.DeepEqual(c, Default()) {
+			t.Errorf("differs from Default():\n%+v\n%+v", c, Default())
+		}
+	},
+	"cluster-voter.yaml": func(t *testing.T, c Config) {
+		want := []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
+		switch {
+		case c.Node.HTTP != "0.0.0.0:8080" || c.Node.PublicURL == "":
+			t.Errorf("want a public HTTP listener with a public_url: %+v", c.Node)
+		case !reflect.DeepEqual(c.Node.P2P, want):
+			t.Errorf("p2p %q, want %q", c.Node.P2P, want)
+		case c.Cluster.Voters != 3 || c.Cluster.Join != "":
+			t.Errorf("want the first of 3 voters: %+v", c.Cluster)
+		case c.Replication.Zips != "eager" || c.Replication.DiskBudget == 0:
+			t.Errorf("want eager zips and a disk budget: %+v", c.Replication)
+		case c.Node.Data != "/var/lib/mirrord":
+			t.Errorf("data %q, want the systemd unit's StateDirectory", c.Node.Data)
+		}
+	},
+	"edge-nonvoter.yaml": func(t *testing.T, c Config) {
+		voter := mustExample(t, "cluster-voter.yaml")
+		switch {
+		case c.Cluster.Join == "" || c.Cluster.JoinToken == "":
+			t.Errorf("want join and join_token: %+v", c.Cluster)
+		case c.Replication.Zips != "on-demand":
+			t.Errorf("zips %q, want on-demand", c.Replication.Zips)
+		case c.Replication.DiskBudget == 0 || c.Replication.DiskBudget >= voter.Replication.DiskBudget:
+			t.Errorf("disk budget %d, want one smaller than a voter's %d", c.Replication.DiskBudget, voter.Replication.DiskBudget)
+		case c.Node.PublicURL == "" || c.Node.PublicURL == voter.Node.PublicURL:
+			t.Errorf("public_url %q, want the PoP's own", c.Node.PublicURL)
+		case c.Node.Data != "/var/lib/mirrord":
+			t.Errorf("data %q, want the systemd unit's StateDirectory", c.Node.Data)
+		}
+	},
+}
+
+func mustExample(t *testing.T, name string) Config {
+	t.Helper()
+	b, err := fs.ReadFile(Examples, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(name, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestExamples(t *testing.T) {
 	names, err := fs.Glob(Examples, "*.yaml")
 	if err != nil || len(names) == 0 {
 		t.Fatalf("no examples: %v", err)
 	}
 	for _, n := range names {
-		b, _ := fs.ReadFile(Examples, n)
-		if _, err := Parse(n, b); err != nil {
-			t.Errorf("%s: %v", n, err)
+		t.Run(n, func(t *testing.T) {
+			check, ok := exampleChecks[n]
+			if !ok {
+				t.Fatalf("example %s has no entry in exampleChecks", n)
+			}
+			check(t, mustExample(t, n))
+			b, _ := fs.ReadFile(Examples, n)
+			checkDocumented(t, b)
+		})
+	}
+	for n := range exampleChecks {
+		if _, err := fs.Stat(Examples, n); err != nil {
+			t.Errorf("exampleChecks names %s, which is not embedded: %v", n, err)
 		}
 	}
 }
 
-func TestSingleNodeIsDefault(t *testing.T) {
-	b, _ := fs.ReadFile(Examples, "single-node.yaml")
-	c, err := Parse("single-node.yaml", b)
-	if err != nil {
+// checkDocumented fails unless the document sets every setting (so each
+// example shows every key) and every key has a comment.
+func checkDocumented(t *testing.T, b []byte) {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(c, Default()) {
-		t.Fatalf("single-node.yaml differs from Default():\n%+v\n%+v", c, Default())
+	seen := map[string]bool{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := strings.TrimPrefix(path+"."+k.Value, ".")
+			if v.Kind == yaml.MappingNode {
+				walk(v, p)
+				continue
+			}
+			seen[p] = true
+			if k.LineComment == "" && v.LineComment == "" && k.HeadComment == "" {
+				t.Errorf("line %d: key %s has no comment", k.Line, p)
+			}
+		}
+	}
+	walk(doc.Content[0], "")
+	for _, name := range EnvNames() {
+		if key := EnvKey(name); !seen[key] {
+			t.Errorf("key %s is missing (examples show every setting)", key)
+		}
 	}
 }
 
@@ -39,6 +126,14 @@ func TestParseErrors(t *testing.T) {
 		{"stats:\n  flush_interval: soon\n", "not a duration"},
 		{"limits:\n  max_upload_bytes: lots\n", "not a size"},
 		{"version: [\n", "config f.yaml"},
+		{"node:\n  psk_file: k\n  p2p: [/ip4/0.0.0.0/udp/1/quic-v1]\n", "node.p2p"},
+		{"raft:\n  heartbeat_timeout: 2s\n", "raft.election_timeout: 500ms is shorter"},
+		{"raft:\n  election_timeout: 100ms\n", "raft.election_timeout"},
+		{"raft:\n  heartbeat_timeout: 100ms\n", "line 2: raft.heartbeat_timeout: 100ms"},
+		{"raft:\n  heartbeat_timeout: -1s\n", "raft.heartbeat_timeout"},
+		{"raft:\n  election_timeout: -1s\n", "line 2: raft.election_timeout: must not be negative"},
+		{"cluster:\n  join: http://a:1\n", "cluster.join and cluster.join_token"},
+		{"node:\n  data: x\n  data: y\n", `"data" already defined`},
 	} {
 		_, err := Parse("f.yaml", []byte(tc.doc))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "f.yaml") {
@@ -47,6 +142,60 @@ func TestParseErrors(t *testing.T) {
 	}
 	if c, err := Parse("empty.yaml", nil); err != nil || !reflect.DeepEqual(c, Default()) {
 		t.Errorf("empty file: %v %+v", err, c)
+	}
+}
+
+func TestParseAccepts(t *testing.T) {
+	for _, tc := range []struct {
+		doc  string
+		want func(c Config) bool
+	}{
+		{"node:\n  psk_file: k\n  p2p: [/ip4/0.0.0.0/tcp/4001]\n", func(c Config) bool { return c.Node.PSKFile == "k" }},
+		{"raft:\n  heartbeat_timeout: 2s\n  election_timeout: 2s\n", func(c Config) bool { return time.Duration(c.Raft.ElectionTimeout) == 2*time.Second }},
+		{"raft:\n  election_timeout: 3s\n", func(c Config) bool { return time.Duration(c.Raft.ElectionTimeout) == 3*time.Second }},
+	} {
+		c, err := Parse("f.yaml", []byte(tc.doc))
+		if err != nil || !tc.want(c) {
+			t.Errorf("%q: %v %+v", tc.doc, err, c)
+		}
+	}
+}
+
+// TestMarshalRoundTrip: what `mirrord config print` writes reads back
+// as the same configuration, in the file's units.
+func TestMarshalRoundTrip(t *testing.T) {
+	for _, name := range []string{"single-node.yaml", "cluster-voter.yaml", "edge-nonvoter.yaml"} {
+		c := mustExample(t, name)
+		c.Raft.HeartbeatTimeout = Duration(90 * time.Minute)
+		c.Raft.ElectionTimeout = Duration(90 * time.Minute)
+		c.Stats.SegmentBytes = 1000
+		b, err := c.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Parse("printed", b)
+		if err != nil || !reflect.DeepEqual(got, c) {
+			t.Fatalf("%s: round trip: %v\n%s", name, err, b)
+		}
+		for _, want := range []string{"max_upload_bytes: 2GiB", "retention: ", "heartbeat_timeout: 1h30m\n", "segment_bytes: 1000\n"} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s: printed form lacks %q:\n%s", name, want, b)
+			}
+		}
+	}
+}
+
+func TestDurationMarshal(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "0s", time.Second: "1s", 2 * time.Minute: "2m", 720 * time.Hour: "720h",
+		90 * time.Minute: "1h30m", 1500 * time.Millisecond: "1.5s", time.Hour + time.Second: "1h0m1s"} {
+		got, _ := Duration(d).MarshalYAML()
+		if got != want {
+			t.Errorf("%s: %q, want %q", d, got, want)
+		}
+		var back Duration
+		if err := back.UnmarshalText([]byte(want)); err != nil || time.Duration(back) != d {
+			t.Errorf("%q: read back %s %v", want, time.Duration(back), err)
+		}
 	}
 }
 

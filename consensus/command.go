@@ -41,6 +41,8 @@ const (
 	TypeRolloutHalt     CommandType = 16
 	TypeDevicesSet      CommandType = 17
 	TypeStatsReport     CommandType = 18
+	TypeReadTokenAdd    CommandType = 19
+	TypeReadTokenDelete CommandType = 20
 )
 
 // String returns the command's name, for logs.
@@ -74,6 +76,8 @@ var commandNames = map[CommandType]string{
 	TypeRolloutHalt:     "RolloutHalt",
 	TypeDevicesSet:      "DevicesSet",
 	TypeStatsReport:     "StatsReport",
+	TypeReadTokenAdd:    "ReadTokenAdd",
+	TypeReadTokenDelete: "ReadTokenDelete",
 }
 
 // Command is implemented by every command struct of this package; the
@@ -264,6 +268,27 @@ type StatsReport struct {
 	Releases []state.ReleaseCounters `json:"releases"`
 }
 
+// ReadTokenAdd authorizes a read-only operator token on every node: it
+// may read the admin API but not change anything. Only its SHA-256
+// digest (lowercase hex) is replicated; CreatedAt is the proposer's
+// clock (unix ms).
+type ReadTokenAdd struct {
+	Digest    string `json:"digest"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+// ReadTokenDelete revokes a read-only token by digest; not found if
+// there is no such token.
+type ReadTokenDelete struct {
+	Digest string `json:"digest"`
+}
+
+// CommandType implements Command.
+func (ReadTokenAdd) CommandType() CommandType { return TypeReadTokenAdd }
+
+// CommandType implements Command.
+func (ReadTokenDelete) CommandType() CommandType { return TypeReadTokenDelete }
+
 // CommandType implements Command.
 func (RolloutStart) CommandType() CommandType { return TypeRolloutStart }
 
@@ -339,6 +364,8 @@ var decoders = map[CommandType]func([]byte) (any, error){
 	TypeRolloutHalt:     decodeAs[RolloutHalt],
 	TypeDevicesSet:      decodeAs[DevicesSet],
 	TypeStatsReport:     decodeAs[StatsReport],
+	TypeReadTokenAdd:    decodeAs[ReadTokenAdd],
+	TypeReadTokenDelete: decodeAs[ReadTokenDelete],
 }
 
 // Encode returns the log entry for cmd: its type byte followed by its

@@ -54,6 +54,8 @@ func sampleCommands() []Command {
 		StatsReport{Node: "12D3KooWA", Releases: []state.ReleaseCounters{{App: "com.example.app", Version: "1.1.0",
 			Counters: state.Counters{Seq: 7, Offered: 100, Downloads: 90, Installs: 80,
 				Failures: map[string]int64{"update_fail": 5, "app_launch_timeout": 1}, At: 1700000001000}}}},
+		ReadTokenAdd{Digest: strings.Repeat("c3", 32), CreatedAt: 1700000001100},
+		ReadTokenDelete{Digest: strings.Repeat("c3", 32)},
 	}
 }
 

@@ -65,6 +65,8 @@ var applyTable = map[CommandType]applyFunc{
 	TypeRolloutHalt:     applyRolloutHalt,
 	TypeDevicesSet:      applyDevicesSet,
 	TypeStatsReport:     applyStatsReport,
+	TypeReadTokenAdd:    applyReadTokenAdd,
+	TypeReadTokenDelete: applyReadTokenDelete,
 }
 
 // Apply implements raft.FSM. On success it returns the new *state.State
@@ -163,6 +165,15 @@ func applyNodeDelete(s *state.State, index uint64, cmd any) (*state.State, error
 func applyAdminTokenAdd(s *state.State, index uint64, cmd any) (*state.State, error) {
 	c := cmd.(AdminTokenAdd)
 	return s.AddAdminToken(index, c.Digest, c.CreatedAt)
+}
+
+func applyReadTokenAdd(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(ReadTokenAdd)
+	return s.AddReadToken(index, c.Digest, c.CreatedAt)
+}
+
+func applyReadTokenDelete(s *state.State, index uint64, cmd any) (*state.State, error) {
+	return s.DeleteReadToken(index, cmd.(ReadTokenDelete).Digest)
 }
 
 func applyJoinTokenAdd(s *state.State, index uint64, cmd any) (*state.State, error) {

@@ -723,5 +723,18 @@ func TestApplyCluster(t *testing.T) {
 				}
 			}},
 		{name: "join token already expired", cmd: JoinTokenAdd{Digest: d1, CreatedAt: 10, ExpiresAt: 10}, code: CodeInvalid},
+		{name: "read token", cmd: ReadTokenAdd{Digest: d1, CreatedAt: 1}, check: func(t *testing.T, s *state.State) {
+			if !s.ReadTokenValid(d1) || s.ReadTokenValid(d2) || s.AdminTokenValid(d1) {
+				t.Fatal("read token check")
+			}
+		}},
+		{name: "read token bad digest", cmd: ReadTokenAdd{Digest: "ABC"}, code: CodeInvalid},
+		{name: "read token delete", setup: []Command{ReadTokenAdd{Digest: d1, CreatedAt: 1}, ReadTokenAdd{Digest: d2, CreatedAt: 2}},
+			cmd: ReadTokenDelete{Digest: d1}, check: func(t *testing.T, s *state.State) {
+				if s.ReadTokenValid(d1) || !s.ReadTokenValid(d2) {
+					t.Fatalf("read tokens %v", s.ClusterInfo().ReadTokens)
+				}
+			}},
+		{name: "read token delete unknown", cmd: ReadTokenDelete{Digest: d1}, code: CodeNotFound},
 	})
 }

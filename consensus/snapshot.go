@@ -36,15 +36,16 @@ const (
 type recordType uint8
 
 const (
-	recordApp            recordType = 1 // state.App
-	recordChannel        recordType = 2 // channelRecord
-	recordRelease        recordType = 3 // state.Release
-	recordDeviceOverride recordType = 4 // deviceRecord
-	recordMeta           recordType = 5 // metaRecord, always last
-	recordNode           recordType = 6 // state.NodeInfo
-	recordAdminToken     recordType = 7 // tokenRecord
-	recordJoinToken      recordType = 8 // tokenRecord
-	recordStats          recordType = 9 // statsRecord
+	recordApp            recordType = 1  // state.App
+	recordChannel        recordType = 2  // channelRecord
+	recordRelease        recordType = 3  // state.Release
+	recordDeviceOverride recordType = 4  // deviceRecord
+	recordMeta           recordType = 5  // metaRecord, always last
+	recordNode           recordType = 6  // state.NodeInfo
+	recordAdminToken     recordType = 7  // tokenRecord
+	recordJoinToken      recordType = 8  // tokenRecord
+	recordStats          recordType = 9  // statsRecord
+	recordReadToken      recordType = 10 // tokenRecord
 )
 
 // statsRecord is one node's counters for one release.
@@ -55,8 +56,8 @@ type statsRecord struct {
 	Counters state.Counters `json:"counters"`
 }
 
-// tokenRecord is an admin token (At = created) or a join token (At =
-// expires), by digest.
+// tokenRecord is an admin or read-only token (At = created) or a join
+// token (At = expires), by digest.
 type tokenRecord struct {
 	Digest string `json:"digest"`
 	At     int64  `json:"at"`
@@ -125,6 +126,9 @@ func writeSnapshot(w io.Writer, s *state.State) error {
 		}
 		for _, d := range sortedKeys(c.JoinTokens) {
 			sw.record(recordJoinToken, tokenRecord{Digest: d, At: c.JoinTokens[d]})
+		}
+		for _, d := range sortedKeys(c.ReadTokens) {
+			sw.record(recordReadToken, tokenRecord{Digest: d, At: c.ReadTokens[d]})
 		}
 	}
 	sw.record(recordMeta, meta)
@@ -357,7 +361,7 @@ func (sr *snapshotReader) apply(t recordType, payload []byte) error {
 			c.Nodes = map[string]state.NodeInfo{}
 		}
 		c.Nodes[n.ID] = n
-	case recordAdminToken, recordJoinToken:
+	case recordAdminToken, recordJoinToken, recordReadToken:
 		var tr tokenRecord
 		if err := decodeStrict(payload, &tr); err != nil {
 			return err
@@ -367,8 +371,11 @@ func (sr *snapshotReader) apply(t recordType, payload []byte) error {
 		}
 		c := sr.clusterForWrite()
 		m := &c.AdminTokens
-		if t == recordJoinToken {
+		switch t {
+		case recordJoinToken:
 			m = &c.JoinTokens
+		case recordReadToken:
+			m = &c.ReadTokens
 		}
 		if *m == nil {
 			*m = map[string]int64{}

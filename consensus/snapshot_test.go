@@ -103,6 +103,7 @@ func goldenState() *state.State {
 			},
 			AdminTokens: map[string]int64{strings.Repeat("a1", 32): 1700000000500},
 			JoinTokens:  map[string]int64{strings.Repeat("b2", 32): 1700086400000},
+			ReadTokens:  map[string]int64{strings.Repeat("c3", 32): 1700000001100, strings.Repeat("d4", 32): 1700000001200},
 		},
 	}
 }
@@ -120,7 +121,7 @@ func TestSnapshotBeforeCluster(t *testing.T) {
 	}
 	// That snapshot also predates rollouts, pinned releases and stats.
 	want := goldenState()
-	want.Cluster = nil
+	want.Cluster = nil // nodes and admin, join and read-only tokens
 	a := want.Apps["com.example.app"]
 	a.Channels["production"].Rollout, a.Channels["production"].RolloutSeq = nil, 0
 	delete(a.Devices, "pinned-device")

@@ -26,14 +26,7 @@ func init() {
 		fs.String("out", ".", "output `dir`")
 	}
 
-	client := func(extra func(fs *flag.FlagSet)) func(fs *flag.FlagSet) {
-		return func(fs *flag.FlagSet) {
-			addClientFlags(fs, true)
-			if extra != nil {
-				extra(fs)
-			}
-		}
-	}
+	client := clientFlags
 	register(command{name: "app create", args: "APP_ID", help: "Register an app (reverse-domain id as in capacitor.config).", run: cmdAppCreate})
 	flagSetups["app create"] = client(func(fs *flag.FlagSet) {
 		fs.String("public-key", "", "the app's Capgo public key `PEM` file (for encrypted bundles)")

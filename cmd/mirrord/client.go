@@ -26,6 +26,17 @@ func addClientFlags(fs *flag.FlagSet, withJSON bool) {
 	}
 }
 
+// clientFlags returns a flag setup with the client flags (and --json)
+// plus those extra adds (extra may be nil).
+func clientFlags(extra func(fs *flag.FlagSet)) func(fs *flag.FlagSet) {
+	return func(fs *flag.FlagSet) {
+		addClientFlags(fs, true)
+		if extra != nil {
+			extra(fs)
+		}
+	}
+}
+
 // client talks to a node's admin API.
 type client struct {
 	server string

@@ -15,14 +15,7 @@ import (
 )
 
 func init() {
-	client := func(extra func(fs *flag.FlagSet)) func(fs *flag.FlagSet) {
-		return func(fs *flag.FlagSet) {
-			addClientFlags(fs, true)
-			if extra != nil {
-				extra(fs)
-			}
-		}
-	}
+	client := clientFlags
 	register(command{name: "cluster token", help: "Make a join token: a new node starts with\n`mirrord serve --join URL_OR_MULTIADDR --join-token TOKEN`.", run: cmdClusterToken})
 	flagSetups["cluster token"] = client(func(fs *flag.FlagSet) {
 		fs.Duration("ttl", 24*time.Hour, "how long the token can be used")

@@ -57,13 +57,12 @@ func cmdServe(ctx context.Context, env *cmdEnv) error {
 	if err := env.needArgs(0, "no arguments"); err != nil {
 		return err
 	}
-	cfg := configs.Default()
-	if p := flagString(env.fs, "config"); p != "" {
-		var err error
-		if cfg, err = configs.Load(p); err != nil {
-			return err
-		}
+	// Precedence, lowest first: defaults, file, environment, flags.
+	loaded, err := loadConfig(flagString(env.fs, "config"), os.Environ())
+	if err != nil {
+		return err
 	}
+	cfg := loaded.cfg
 	if v := flagString(env.fs, "data"); v != "" {
 		cfg.Node.Data = v
 	}
@@ -89,13 +88,16 @@ func cmdServe(ctx context.Context, env *cmdEnv) error {
 		cfg.Node.Inbox = v
 	}
 	if err := cfg.Validate(); err != nil {
-		return usagef("%v", err)
+		return loaded.invalidServe(err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(flagString(env.fs, "log-level"))); err != nil {
 		return usagef("--log-level: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	if len(loaded.vars) > 0 {
+		log.Info("settings from the environment", "vars", strings.Join(loaded.vars, ","))
+	}
 	return serve(ctx, cfg, log, nil)
 }
 
@@ -298,13 +300,21 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 		}
 	}()
 
+	met, err := newMetrics(cfg, nodeID, cons, store, bsw, repl, log.With("component", "metrics"))
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
-	httpapi.New(httpapi.Config{PublicURL: cfg.Node.PublicURL, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes), Counter: fleet},
-		cons, store, stats, node.Overrides{Cons: cluster}, log.With("component", "devices")).Register(mux)
-	adminapi.New(adminapi.Config{Token: token, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes),
+	devAPI := httpapi.New(httpapi.Config{PublicURL: cfg.Node.PublicURL, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes), Counter: fleet, Observer: met},
+		cons, store, stats, node.Overrides{Cons: cluster}, log.With("component", "devices"))
+	devAPI.Register(mux)
+	adminAPI := adminapi.New(adminapi.Config{Token: token, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes),
 		MaxUploadBytes: int64(cfg.Limits.MaxUploadBytes), Cluster: cluster, Budget: repl.CheckBudget, Barrier: cluster.Barrier, GC: repl.GC},
-		cluster, store, log.With("component", "admin")).Register(mux)
+		cluster, store, log.With("component", "admin"))
+	adminAPI.Register(mux)
+	registerDashboard(mux, adminAPI, devAPI)
 	mux.Handle("GET /cluster/v1/peer", cluster.PeerInfoHandler())
+	mux.Handle("GET /metrics", met.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -321,7 +331,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	})
 
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           met.Middleware(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -331,6 +341,16 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	go func() { errc <- srv.Serve(ln) }()
 
 	addr := ln.Addr().String()
+	if cfg.Node.Inbox != "" {
+		w, stop, err := startInbox(ctx, cfg.Node.Inbox, filepath.Join(data, "inbox.json"), addr, token, log.With("component", "inbox"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+		if testHookInbox != nil {
+			testHookInbox(w)
+		}
+	}
 	tokenPath := filepath.Join(data, node.TokenFile)
 	if created {
 		log.Info("created admin token", "file", tokenPath)

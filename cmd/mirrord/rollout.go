@@ -21,14 +21,7 @@ import (
 )
 
 func init() {
-	client := func(extra func(fs *flag.FlagSet)) func(fs *flag.FlagSet) {
-		return func(fs *flag.FlagSet) {
-			addClientFlags(fs, true)
-			if extra != nil {
-				extra(fs)
-			}
-		}
-	}
+	client := clientFlags
 	policyFlags := func(fs *flag.FlagSet) {
 		fs.String("halt-failure-rate", "", "halt when the failure `rate` (failures / (installs + failures)) is above this, e.g. 0.2")
 		fs.Int64("halt-min-events", 0, "installs + failures to see before the policy acts (default 50)")

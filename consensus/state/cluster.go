@@ -16,6 +16,9 @@ type Cluster struct {
 	AdminTokens map[string]int64 `json:"admin_tokens,omitempty"`
 	// JoinTokens maps a token digest to when it expires (unix ms).
 	JoinTokens map[string]int64 `json:"join_tokens,omitempty"`
+	// ReadTokens maps the digest of a read-only operator token to when
+	// it was added (unix ms).
+	ReadTokens map[string]int64 `json:"read_tokens,omitempty"`
 }
 
 // NodeInfo describes one node: its libp2p peer id (also its raft server
@@ -52,6 +55,12 @@ func (s *State) ClusterInfo() *Cluster {
 // AdminTokenValid reports whether digest names an admin token.
 func (s *State) AdminTokenValid(digest string) bool {
 	_, ok := s.ClusterInfo().AdminTokens[digest]
+	return ok
+}
+
+// ReadTokenValid reports whether digest names a read-only token.
+func (s *State) ReadTokenValid(digest string) bool {
+	_, ok := s.ClusterInfo().ReadTokens[digest]
 	return ok
 }
 
@@ -132,5 +141,34 @@ func (s *State) AddJoinToken(index uint64, digest string, now, expires int64) (*
 	}
 	next[digest] = expires
 	c.JoinTokens = next
+	return s.withCluster(index, c), nil
+}
+
+// AddReadToken authorizes the read-only token with the given digest
+// (added at, unix ms). Adding a known digest changes nothing.
+func (s *State) AddReadToken(index uint64, digest string, at int64) (*State, error) {
+	if !ValidDigest(digest) {
+		return nil, invalid("read token digest must be 64 lowercase hex characters")
+	}
+	c := s.editCluster()
+	if _, ok := c.ReadTokens[digest]; ok {
+		return s.WithIndex(index), nil
+	}
+	c.ReadTokens = cloneMap(c.ReadTokens)
+	c.ReadTokens[digest] = at
+	return s.withCluster(index, c), nil
+}
+
+// DeleteReadToken revokes a read-only token; not found if there is none.
+func (s *State) DeleteReadToken(index uint64, digest string) (*State, error) {
+	c := s.editCluster()
+	if _, ok := c.ReadTokens[digest]; !ok {
+		return nil, notFound("read token %q not found", digest)
+	}
+	c.ReadTokens = maps.Clone(c.ReadTokens)
+	delete(c.ReadTokens, digest)
+	if len(c.ReadTokens) == 0 {
+		c.ReadTokens = nil // as a restored snapshot has it
+	}
 	return s.withCluster(index, c), nil
 }

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -125,6 +124,10 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("POST /admin/v1/cluster/tokens", a.joinToken)
 	h("POST /admin/v1/gc", a.gc)
 	h("DELETE /admin/v1/cluster/nodes/{id}", a.removeNode)
+	h("GET /admin/v1/auth", a.whoami)
+	mux.Handle("POST /admin/v1/tokens/read", a.adminOnly(a.createReadToken))
+	mux.Handle("GET /admin/v1/tokens/read", a.adminOnly(a.listReadTokens))
+	mux.Handle("DELETE /admin/v1/tokens/read/{id}", a.adminOnly(a.deleteReadToken))
 	mux.Handle("/admin/", a.auth(func(r *http.Request) (int, any, error) {
 		return 0, nil, notFound("no admin endpoint %s %s (see the README's HTTP section)", r.Method, r.URL.Path)
 	}))
@@ -147,33 +150,10 @@ func notFound(format string, args ...any) error {
 	return &apiError{http.StatusNotFound, "not_found", fmt.Sprintf(format, args...)}
 }
 
+// auth serves fn to the admin token, and for GET and HEAD also to
+// read-only tokens (see Protect).
 func (a *API) auth(fn func(*http.Request) (int, any, error)) http.Handler {
-	want := []byte("Bearer " + a.cfg.Token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		ok := a.cfg.Token != "" && subtle.ConstantTimeCompare(got, want) == 1
-		if tok, found := strings.CutPrefix(string(got), "Bearer "); !ok && found && tok != "" {
-			ok = a.cons.State().AdminTokenValid(node.TokenDigest(tok))
-		}
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="mirrord admin"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{
-				"error":   "unauthorized",
-				"message": "missing or wrong admin token: pass --token or --token-file (the token is in DATA/admin.token on the node)",
-			})
-			return
-		}
-		if a.cfg.Barrier != nil {
-			if err := a.cfg.Barrier(r.Context()); err != nil {
-				a.log.Debug("read barrier failed; answering from local state", "err", err)
-			}
-		}
-		status, v, err := fn(r)
-		if err != nil {
-			status, v = a.errorAnswer(r, err)
-		}
-		writeJSON(w, status, v)
-	})
+	return a.Protect(a.handler(fn), false)
 }
 
 func (a *API) errorAnswer(r *http.Request, err error) (int, any) {
@@ -186,6 +166,7 @@ func (a *API) errorAnswer(r *http.Request, err error) (int, any) {
 		status, code = ae.status, ae.code
 	case errors.As(err, &ce):
 		code = ce.Code
+		err = errors.New(ce.Msg) // without the package prefix
 		switch ce.Code {
 		case "not_found":
 			status = http.StatusNotFound

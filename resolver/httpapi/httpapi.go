@@ -63,6 +63,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Counter, if set, receives update checks and stats events.
 	Counter Counter
+	// Observer, if set, receives check outcomes and latencies and stats
+	// actions (metrics).
+	Observer Observer
 }
 
 // API serves the device endpoints.
@@ -186,6 +189,11 @@ type failBody struct {
 }
 
 func (a *API) handleUpdates(w http.ResponseWriter, r *http.Request) {
+	outcome := OutcomeBadRequest
+	if o := a.cfg.Observer; o != nil {
+		start := time.Now()
+		defer func() { o.ObserveCheck(outcome, time.Since(start)) }()
+	}
 	var req resolver.Request
 	if !a.decodeRequest(w, r, &req) {
 		return
@@ -194,10 +202,13 @@ func (a *API) handleUpdates(w http.ResponseWriter, r *http.Request) {
 	d := resolver.Resolve(st.App(req.AppID), req)
 	switch {
 	case d.Error != "":
+		outcome = d.Error
 		writeJSON(w, http.StatusOK, failBody{Error: d.Error, Message: d.Message, Kind: d.Kind, Version: d.Version, Old: d.Old, Major: d.Major})
 	case d.Revert || d.Release == nil:
+		outcome = OutcomeRevert
 		writeJSON(w, http.StatusOK, map[string]string{"version": state.Builtin})
 	default:
+		outcome = OutcomeOK
 		if a.cfg.Counter != nil {
 			a.cfg.Counter.CountCheck(req.AppID, d.Version)
 		}
@@ -358,6 +369,9 @@ func (a *API) handleStats(w http.ResponseWriter, r *http.Request) {
 		}
 		if a.cfg.Counter != nil {
 			a.cfg.Counter.CountEvent(e.AppID, e.VersionName, e.Action)
+		}
+		if a.cfg.Observer != nil {
+			a.cfg.Observer.ObserveStat(e.Action)
 		}
 	}
 	if len(keep) > 0 && a.stats != nil {

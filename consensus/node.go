@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
@@ -183,37 +184,10 @@ func OpenWith(cfg Config, trans raft.Transport, st Stores) (n *Node, err error) 
 		}
 	}()
 
-	if st.Log == nil {
-		walDir := filepath.Join(cfg.Dir, "wal")
-		if err := os.MkdirAll(walDir, 0o700); err != nil {
-			return nil, fmt.Errorf("consensus: open: %w", err)
-		}
-		// raft-wal v0.4.0's Close does not close its meta store, whose
-		// bolt file lock would then make a later Open in this process
-		// wait forever; so the node owns the meta store and closes it
-		// after the WAL.
-		meta := &metadb.BoltMetaDB{}
-		segSize := raftwal.WithSegmentSize(64 << 20) // raft-wal's default
-		if cfg.WALSegmentSize > 0 {
-			segSize = raftwal.WithSegmentSize(cfg.WALSegmentSize)
-		}
-		wal, err := raftwal.Open(walDir, raftwal.WithLogger(hlog.Named("wal")),
-			raftwal.WithMetaStore(meta), segSize)
-		if err != nil {
-			_ = meta.Close()
-			return nil, fmt.Errorf("consensus: open wal %s: %w", walDir, err)
-		}
-		n.closers = append(n.closers, wal, meta)
-		st.Log, st.Stable = wal, wal
-	}
-	if st.Snapshots == nil {
-		// The file store adds the "snapshots" path element itself.
-		snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir,
-			snapshotRetain, hlog.Named("snapshots"))
-		if err != nil {
-			return nil, fmt.Errorf("consensus: open snapshot store: %w", err)
-		}
-		st.Snapshots = snaps
+	closers, err := openDiskStores(cfg, hlog, &st)
+	n.closers = append(n.closers, closers...)
+	if err != nil {
+		return nil, err
 	}
 
 	rc := cfg.raftConfig()
@@ -246,6 +220,45 @@ func OpenWith(cfg Config, trans raft.Transport, st Stores) (n *Node, err error) 
 	logger.Info("raft started", "address", string(trans.LocalAddr()),
 		"state_index", n.fsm.State().Index)
 	return n, nil
+}
+
+// openDiskStores fills the nil stores of st with the on-disk ones under
+// cfg.Dir and returns what must be closed (also on error).
+func openDiskStores(cfg Config, hlog hclog.Logger, st *Stores) ([]io.Closer, error) {
+	var closers []io.Closer
+	if st.Log == nil {
+		walDir := filepath.Join(cfg.Dir, "wal")
+		if err := os.MkdirAll(walDir, 0o700); err != nil {
+			return closers, fmt.Errorf("consensus: open: %w", err)
+		}
+		// raft-wal v0.4.0's Close does not close its meta store, whose
+		// bolt file lock would then make a later Open in this process
+		// wait forever; so the node owns the meta store and closes it
+		// after the WAL.
+		meta := &metadb.BoltMetaDB{}
+		segSize := raftwal.WithSegmentSize(64 << 20) // raft-wal's default
+		if cfg.WALSegmentSize > 0 {
+			segSize = raftwal.WithSegmentSize(cfg.WALSegmentSize)
+		}
+		wal, err := raftwal.Open(walDir, raftwal.WithLogger(hlog.Named("wal")),
+			raftwal.WithMetaStore(meta), segSize)
+		if err != nil {
+			_ = meta.Close()
+			return closers, fmt.Errorf("consensus: open wal %s: %w", walDir, err)
+		}
+		closers = append(closers, wal, meta)
+		st.Log, st.Stable = wal, wal
+	}
+	if st.Snapshots == nil {
+		// The file store adds the "snapshots" path element itself.
+		snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir,
+			snapshotRetain, hlog.Named("snapshots"))
+		if err != nil {
+			return closers, fmt.Errorf("consensus: open snapshot store: %w", err)
+		}
+		st.Snapshots = snaps
+	}
+	return closers, nil
 }
 
 // HadState reports whether raft found existing state when the node was

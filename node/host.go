@@ -12,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
@@ -119,4 +120,22 @@ func loadOrCreateIdentity(dir string) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("node: write identity: %w", err)
 	}
 	return k, nil
+}
+
+// PeerIDOf returns the peer id (the raft server id) of the node whose
+// data directory is dir, without starting anything. It fails when the
+// directory has no identity yet.
+func PeerIDOf(dir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(dir, "identity.key")); err != nil {
+		return "", fmt.Errorf("node: %s holds no node identity: %w", dir, err)
+	}
+	k, err := loadOrCreateIdentity(dir)
+	if err != nil {
+		return "", err
+	}
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		return "", fmt.Errorf("node: peer id: %w", err)
+	}
+	return id.String(), nil
 }

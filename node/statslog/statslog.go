@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,7 @@ type Log struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 	err  error
+	line []byte // reused by Append (under mu)
 }
 
 type segment struct {
@@ -175,7 +177,12 @@ func (l *Log) Append(events []json.RawMessage) error {
 		return errors.New("statslog: closed")
 	}
 	for _, ev := range events {
-		line := fmt.Appendf(nil, `{"received":%d,"event":%s}`+"\n", now, ev)
+		line := append(l.line[:0], `{"received":`...)
+		line = strconv.AppendInt(line, now, 10)
+		line = append(line, `,"event":`...)
+		line = append(line, ev...)
+		line = append(line, "}\n"...)
+		l.line = line
 		if l.size+int64(len(line)) > l.cfg.SegmentBytes && l.size > 0 {
 			if err := l.rotate(); err != nil {
 				return err

@@ -319,26 +319,25 @@ func (a *API) handleStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := bytes.TrimSpace(buf.Bytes())
+	// One validating pass over the body; the events are then split and
+	// read by the scanners of statscan.go, which rely on it.
+	if !json.Valid(body) {
+		writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not JSON"))
+		return
+	}
 	var events []json.RawMessage
-	batch := len(body) > 0 && body[0] == '['
+	batch := body[0] == '['
 	if batch {
-		// A Decoder validates while it splits (Unmarshal would scan the
-		// body once more first); trailing data is refused as Unmarshal
-		// would.
-		dec := json.NewDecoder(bytes.NewReader(body))
-		err := dec.Decode(&events)
-		if err == nil && dec.InputOffset() != int64(len(body)) {
-			err = errors.New("data after the array")
-		}
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not JSON: "+err.Error()))
+		parts, ok := splitArray(body)
+		if !ok {
+			writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not a JSON array"))
 			return
+		}
+		events = make([]json.RawMessage, len(parts))
+		for i, p := range parts {
+			events[i] = p
 		}
 	} else {
-		if !json.Valid(body) {
-			writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not JSON"))
-			return
-		}
 		events = []json.RawMessage{json.RawMessage(body)}
 	}
 	var results []statResult
@@ -411,14 +410,12 @@ type statEvent struct {
 // parseStatEvent decodes the checked fields of one event, or says what
 // is wrong with it.
 func parseStatEvent(ev json.RawMessage) (statEvent, string) {
-	var e statEvent
 	if len(ev) == 0 || ev[0] != '{' {
-		return e, "event must be a JSON object"
+		return statEvent{}, "event must be a JSON object"
 	}
-	// ev is valid JSON already: a Decoder reads it in one pass, where
-	// Unmarshal would validate it again first.
-	if err := json.NewDecoder(bytes.NewReader(ev)).Decode(&e); err != nil {
-		return e, "event fields have the wrong types: " + err.Error()
+	e, err := scanStatEvent(ev)
+	if err != nil {
+		return e, "event fields have the wrong types: action, app_id, device_id and version_name are strings"
 	}
 	switch {
 	case e.Action == "":

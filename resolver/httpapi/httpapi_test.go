@@ -514,3 +514,61 @@ func FuzzStatsBody(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanStatEvent checks the fast field scanner against encoding/json
+// on every valid JSON object.
+func FuzzScanStatEvent(f *testing.F) {
+	for _, s := range []string{
+		fmt.Sprintf(statEv, "set"), `{}`, `{"action":null,"ACTION":"x"}`, `{"Action":"a","action":"b"}`,
+		`{"app_id":5}`, `{"\u0061ction":"esc","device_id":"\u00e9\ud83d\ude00"}`, `{"version_name":"a\"b\\c"}`,
+		`{"x":{"action":"nested"},"y":[1,{"a":"]"}],"action":"top"}`, "{\"action\":\"\xff\xfe\"}",
+		`{"ſction":"fold"}`, ` { "action" : "sp" , "app_id" : "a" } `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		b = bytes.TrimSpace(b)
+		if !json.Valid(b) || len(b) == 0 || b[0] != '{' {
+			return
+		}
+		var want statEvent
+		werr := json.Unmarshal(b, &want)
+		got, gerr := scanStatEvent(b)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("%q: encoding/json err %v, scanner err %v", b, werr, gerr)
+		}
+		if werr == nil && got != want {
+			t.Fatalf("%q: scanner %+v, encoding/json %+v", b, got, want)
+		}
+	})
+}
+
+// FuzzSplitArray checks the array splitter against encoding/json.
+func FuzzSplitArray(f *testing.F) {
+	for _, s := range []string{`[]`, `[1, "a,b", {"x":[1,2]}, null , true]`, `[[],[[]],{}]`, `["\"]",{"a":"]"}]`, `{"a":1}`, ` [ 1 ] `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		b = bytes.TrimSpace(b)
+		if !json.Valid(b) {
+			return
+		}
+		var want []json.RawMessage
+		werr := json.Unmarshal(b, &want)
+		got, ok := splitArray(b)
+		if ok != (werr == nil && b[0] == '[') {
+			t.Fatalf("%q: split ok %v, encoding/json err %v", b, ok, werr)
+		}
+		if !ok {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: %d elements, want %d", b, len(got), len(want))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("%q: element %d %q, want %q", b, i, got[i], want[i])
+			}
+		}
+	})
+}

@@ -81,6 +81,10 @@ type Node struct {
 	// release.yaml) is published once, then moved to done/ or failed/.
 	// Empty: no watch folder.
 	Inbox string `yaml:"inbox"`
+	// Metrics is who may read /metrics: "open" (anyone who reaches the
+	// HTTP port, as most exporters), "token" (the admin or a read-only
+	// token, e.g. Prometheus' authorization: credentials) or "off".
+	Metrics string `yaml:"metrics"`
 }
 
 // Limits bound what clients may send.
@@ -127,7 +131,7 @@ type Raft struct {
 func Default() Config {
 	return Config{
 		Version: 1,
-		Node:    Node{Data: "./mirrord-data", HTTP: "127.0.0.1:8080", P2P: []string{}},
+		Node:    Node{Data: "./mirrord-data", HTTP: "127.0.0.1:8080", P2P: []string{}, Metrics: "open"},
 		Limits:  Limits{MaxRequestBytes: 1 << 20, MaxUploadBytes: 2 << 30},
 		Stats: Stats{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, FlushInterval: Duration(time.Second),
 			Retention: Duration(30 * 24 * time.Hour), ReportInterval: Duration(2 * time.Second),
@@ -256,6 +260,9 @@ func cleanYAMLErr(err error) string {
 func (c Config) Validate() error {
 	if c.Version != 1 {
 		return fmt.Errorf("version: %d is not supported (want 1)", c.Version)
+	}
+	if m := c.Node.Metrics; m != "open" && m != "token" && m != "off" {
+		return fmt.Errorf("node.metrics: %q (want open, token or off)", m)
 	}
 	if c.Node.Data == "" {
 		return errors.New("node.data: must not be empty")

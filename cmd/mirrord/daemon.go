@@ -314,7 +314,12 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	adminAPI.Register(mux)
 	registerDashboard(mux, adminAPI, devAPI)
 	mux.Handle("GET /cluster/v1/peer", cluster.PeerInfoHandler())
-	mux.Handle("GET /metrics", met.Handler())
+	switch cfg.Node.Metrics {
+	case "open":
+		mux.Handle("GET /metrics", met.Handler())
+	case "token":
+		mux.Handle("GET /metrics", adminAPI.Protect(met.Handler(), false))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))

@@ -250,3 +250,22 @@ func dashboardMetrics(t *testing.T) []string {
 	}
 	return out
 }
+
+// TestMetricsAccess: node.metrics open, token and off.
+func TestMetricsAccess(t *testing.T) {
+	for _, tc := range []struct {
+		mode            string
+		anon, withToken int
+	}{{"open", 200, 200}, {"token", 401, 200}, {"off", 404, 404}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			n := startNodeWith(t, "", func(c *configs.Config) { c.Node.Metrics = tc.mode })
+			if resp, _ := httpGet(t, n.url+"/metrics", nil); resp.StatusCode != tc.anon {
+				t.Errorf("without a token: HTTP %d, want %d", resp.StatusCode, tc.anon)
+			}
+			if resp, body := httpGet(t, n.url+"/metrics", map[string]string{"Authorization": "Bearer " + n.token}); resp.StatusCode != tc.withToken ||
+				(tc.withToken == 200 && !strings.Contains(string(body), "mirrord_raft_term")) {
+				t.Errorf("with the admin token: HTTP %d, want %d", resp.StatusCode, tc.withToken)
+			}
+		})
+	}
+}

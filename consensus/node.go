@@ -357,6 +357,12 @@ func (n *Node) mapErr(op string, err error) error {
 	return fmt.Errorf("consensus: %s: %w", op, err)
 }
 
+// TransferLeadership hands leadership to another voter and waits until
+// raft reports it done. It fails when there is no other voter.
+func (n *Node) TransferLeadership(ctx context.Context) error {
+	return n.wait(ctx, "transfer leadership", n.raft.LeadershipTransfer())
+}
+
 // IsLeader reports whether this node is the leader.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 

@@ -773,6 +773,14 @@ func (c *Cluster) Remove(ctx context.Context, id string) error {
 	}
 	var rep rpcReply
 	var err error
+	if c.cons.IsLeader() && id == c.h.ID().String() {
+		// A leader that removed itself from raft would step down before
+		// it could delete its own node record: hand leadership over and
+		// let the new leader do the removal.
+		if err := c.handOver(ctx); err != nil {
+			return err
+		}
+	}
 	if c.cons.IsLeader() {
 		rep = c.leaderRemove(ctx, id)
 	} else {
@@ -788,7 +796,34 @@ func (c *Cluster) Remove(ctx context.Context, id string) error {
 	if rep.Error != nil {
 		return rep.Error.asError("")
 	}
+	if id == c.h.ID().String() {
+		// This node is out of the raft group now: it will not see
+		// that index.
+		return nil
+	}
 	return c.cons.WaitForIndex(ctx, rep.Index)
+}
+
+// handOver transfers leadership to another voter and waits until
+// another node leads.
+func (c *Cluster) handOver(ctx context.Context) error {
+	if err := c.cons.TransferLeadership(ctx); err != nil {
+		return fmt.Errorf("%w: this node leads and cannot hand leadership to another voter before removing itself: %w",
+			consensus.ErrUnavailable, err)
+	}
+	self := c.h.ID().String()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, leader := c.cons.Leader(); leader != "" && leader != self {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for a new leader: %w", consensus.ErrUnavailable, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // ErrInvalid marks bad input to a cluster operation.

@@ -77,3 +77,42 @@ func cliNoServer(args ...string) (string, error) {
 	err := run(context.Background(), args, &out, &out)
 	return out.String(), err
 }
+
+// TestRemoveLeader: `cluster remove` of the leader itself hands
+// leadership over first, so its node record goes too.
+func TestRemoveLeader(t *testing.T) {
+	a := startNode(t, "")
+	tok := strings.Fields(a.cli(t, "cluster", "token"))[0]
+	b := joinNode(t, a.url, tok, nil)
+	c := joinNode(t, b.url, tok, nil)
+	nodes := map[string]*testNode{}
+	for _, n := range []*testNode{a, b, c} {
+		id, _ := node.PeerIDOf(n.data)
+		nodes[id] = n
+	}
+	leaderID := a.status(t).Node.LeaderID
+	leader := nodes[leaderID]
+	if leader == nil {
+		t.Fatalf("leader %q unknown", leaderID)
+	}
+	leader.cli(t, "cluster", "remove", leaderID)
+	var other *testNode
+	for id, n := range nodes {
+		if id != leaderID {
+			other = n
+		}
+	}
+	consensustest.WaitFor(t, "two nodes left, the old leader gone", func() bool {
+		st := other.status(t)
+		if len(st.Nodes) != 2 || st.Node.LeaderID == leaderID || st.Node.LeaderID == "" {
+			return false
+		}
+		for _, n := range st.Nodes {
+			if n.ID == leaderID {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second)
+	other.cli(t, "app", "create", "com.example.after-remove")
+}

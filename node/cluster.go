@@ -143,7 +143,7 @@ func (c *Cluster) savePeers(nodes []state.NodeInfo) {
 	if err != nil || string(b) == c.savedPeers {
 		return
 	}
-	if err := writeFileAtomic(c.cfg.PeersFile, b, 0o600); err != nil {
+	if err := WriteFileAtomic(c.cfg.PeersFile, b, 0o600); err != nil {
 		c.log.Warn("cannot save peer addresses", "err", err)
 		return
 	}

@@ -88,17 +88,17 @@ func NewFleet(cfg FleetConfig) *Fleet {
 }
 
 // known reports whether version is a release of app in the local state;
-// only releases are counted, so the counters stay bounded.
+// only releases are counted, so the counters stay bounded against
+// whatever devices report.
 func (f *Fleet) known(app, version string) bool {
 	a := f.cfg.State().App(app)
 	return a != nil && a.Releases[version] != nil
 }
 
-// CountCheck counts an update check answered with a release.
+// CountCheck counts an update check answered with a release. The caller
+// resolved the release on the current state, so it is not looked up
+// again here; should it be deleted meanwhile, Report drops the count.
 func (f *Fleet) CountCheck(app, version string) {
-	if !f.known(app, version) {
-		return
-	}
 	f.mu.Lock()
 	f.entry(app, version).fresh.Offered++
 	f.mu.Unlock()

@@ -116,7 +116,7 @@ func loadOrCreateIdentity(dir string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(p, []byte(hex.EncodeToString(raw)+"\n"), 0o600); err != nil {
+	if err := WriteFileAtomic(p, []byte(hex.EncodeToString(raw)+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("node: write identity: %w", err)
 	}
 	return k, nil

@@ -35,7 +35,7 @@ func EnsureToken(dir string) (token string, created bool, err error) {
 	if err != nil {
 		return "", false, err
 	}
-	if err := writeFileAtomic(p, []byte(t+"\n"), 0o600); err != nil {
+	if err := WriteFileAtomic(p, []byte(t+"\n"), 0o600); err != nil {
 		return "", false, fmt.Errorf("node: write admin token: %w", err)
 	}
 	return t, true, nil
@@ -47,7 +47,7 @@ func WriteToken(dir, token string) error {
 	if len(token) < 16 {
 		return errors.New("node: admin token from the cluster is too short")
 	}
-	if err := writeFileAtomic(filepath.Join(dir, TokenFile), []byte(token+"\n"), 0o600); err != nil {
+	if err := WriteFileAtomic(filepath.Join(dir, TokenFile), []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("node: write admin token: %w", err)
 	}
 	return nil
@@ -61,9 +61,9 @@ func randomHex(n int) (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// writeFileAtomic writes via a temp file, fsync and rename, so a crash
+// WriteFileAtomic writes via a temp file, fsync and rename, so a crash
 // never leaves a half-written file.
-func writeFileAtomic(p string, data []byte, mode os.FileMode) error {
+func WriteFileAtomic(p string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p))
 	if err != nil {
 		return err

@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"strings"
+
+	"mirrord/consensus/state"
 )
 
 // MaxBasisPoints is 100% in basis points.
-const MaxBasisPoints = 10000
+const MaxBasisPoints = state.MaxBasisPoints
 
 // CohortSlot places a device on a rollout's 0..9999 line: the first 8
 // bytes of SHA-256(rolloutID, 0, lower-cased device id), big-endian,

@@ -136,16 +136,8 @@ func cmdRolloutStart(ctx context.Context, env *cmdEnv) error {
 	if err != nil {
 		return err
 	}
-	c, err := newClient(env.fs)
-	if err != nil {
-		return err
-	}
-	var out adminapi.RolloutInfo
 	req := adminapi.StartRolloutRequest{Version: version, BasisPoints: bp, Policy: pol}
-	if err := c.do(ctx, "POST", rolloutPath(env.args[0], env.args[1]), req, &out); err != nil {
-		return err
-	}
-	return printRollout(env, out)
+	return rolloutRequest(ctx, env, "POST", "", req)
 }
 
 func cmdRolloutSet(ctx context.Context, env *cmdEnv) error {
@@ -171,15 +163,7 @@ func cmdRolloutSet(ctx context.Context, env *cmdEnv) error {
 	if req.BasisPoints == nil && pol == nil && !req.ClearPolicy {
 		return usagef("nothing to change: give --percent, --halt-failure-rate or --no-halt")
 	}
-	c, err := newClient(env.fs)
-	if err != nil {
-		return err
-	}
-	var out adminapi.RolloutInfo
-	if err := c.do(ctx, "PATCH", rolloutPath(env.args[0], env.args[1]), req, &out); err != nil {
-		return err
-	}
-	return printRollout(env, out)
+	return rolloutRequest(ctx, env, "PATCH", "", req)
 }
 
 func cmdRolloutControl(action string) func(ctx context.Context, env *cmdEnv) error {
@@ -187,15 +171,7 @@ func cmdRolloutControl(action string) func(ctx context.Context, env *cmdEnv) err
 		if err := env.needArgs(2, "APP_ID CHANNEL"); err != nil {
 			return err
 		}
-		c, err := newClient(env.fs)
-		if err != nil {
-			return err
-		}
-		var out adminapi.RolloutInfo
-		if err := c.do(ctx, "POST", rolloutPath(env.args[0], env.args[1])+"/"+action, nil, &out); err != nil {
-			return err
-		}
-		return printRollout(env, out)
+		return rolloutRequest(ctx, env, "POST", "/"+action, nil)
 	}
 }
 
@@ -203,12 +179,18 @@ func cmdRolloutShow(ctx context.Context, env *cmdEnv) error {
 	if err := env.needArgs(2, "APP_ID CHANNEL"); err != nil {
 		return err
 	}
+	return rolloutRequest(ctx, env, "GET", "", nil)
+}
+
+// rolloutRequest sends method to the rollout of APP_ID CHANNEL (plus
+// suffix) and prints the rollout it answers with.
+func rolloutRequest(ctx context.Context, env *cmdEnv, method, suffix string, body any) error {
 	c, err := newClient(env.fs)
 	if err != nil {
 		return err
 	}
 	var out adminapi.RolloutInfo
-	if err := c.do(ctx, "GET", rolloutPath(env.args[0], env.args[1]), nil, &out); err != nil {
+	if err := c.do(ctx, method, rolloutPath(env.args[0], env.args[1])+suffix, body, &out); err != nil {
 		return err
 	}
 	return printRollout(env, out)

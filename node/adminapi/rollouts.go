@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -224,12 +225,9 @@ func releaseChannels(app *state.AppState) map[string][]string {
 		if v == "" || v == state.Builtin {
 			return
 		}
-		for _, x := range out[v] {
-			if x == ch {
-				return
-			}
+		if !slices.Contains(out[v], ch) {
+			out[v] = append(out[v], ch)
 		}
-		out[v] = append(out[v], ch)
 	}
 	for _, name := range app.ChannelNames() {
 		c := app.Channels[name]
@@ -264,7 +262,7 @@ func (a *API) stats(r *http.Request) (int, any, error) {
 			continue
 		}
 		chs := uses[v]
-		if channel != "" && !contains(chs, channel) {
+		if channel != "" && !slices.Contains(chs, channel) {
 			continue
 		}
 		rs := ReleaseStats{Version: v, Channels: chs, Total: counterView(app.ReleaseStats(v)), Nodes: []NodeCounters{}}
@@ -289,15 +287,6 @@ func (a *API) stats(r *http.Request) (int, any, error) {
 		}
 	}
 	return http.StatusOK, out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ---- bulk devices ----

@@ -46,6 +46,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"gopkg.in/yaml.v3"
+
+	"mirrord/node"
 )
 
 // File names inside the inbox and inside a bundle.
@@ -513,7 +515,7 @@ func (w *Watcher) saveJournal() error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(w.cfg.Journal, b)
+	return node.WriteFileAtomic(w.cfg.Journal, b, 0o600)
 }
 
 // done moves the entry to done/ with a note of what was published. The
@@ -565,7 +567,7 @@ func (w *Watcher) move(name, sub, suffix string, note []byte) error {
 		if exists(dst) || exists(dst+".published.json") || exists(dst+".error.txt") {
 			continue
 		}
-		if err := writeAtomic(dst+suffix, note); err != nil {
+		if err := node.WriteFileAtomic(dst+suffix, note, 0o644); err != nil {
 			return err
 		}
 		return os.Rename(src, dst)
@@ -657,25 +659,4 @@ func digest(dir string, skip []string) (string, error) {
 	fmt.Fprintf(h, "%s\x00%d\x00", MetaFile, len(meta))
 	h.Write(meta)
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// writeAtomic writes via a temp file, fsync and rename.
-func writeAtomic(p string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
 }

@@ -328,14 +328,10 @@ func (a *API) handleStats(w http.ResponseWriter, r *http.Request) {
 	var events []json.RawMessage
 	batch := body[0] == '['
 	if batch {
-		parts, ok := splitArray(body)
-		if !ok {
+		var ok bool
+		if events, ok = splitArray(body); !ok {
 			writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not a JSON array"))
 			return
-		}
-		events = make([]json.RawMessage, len(parts))
-		for i, p := range parts {
-			events[i] = p
 		}
 	} else {
 		events = []json.RawMessage{json.RawMessage(body)}

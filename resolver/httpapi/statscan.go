@@ -13,12 +13,12 @@ var errFieldType = errors.New("a field has the wrong type")
 
 // splitArray returns the elements of a JSON array that is valid JSON,
 // as subslices of b, or false when b is not an array.
-func splitArray(b []byte) ([][]byte, bool) {
+func splitArray(b []byte) ([]json.RawMessage, bool) {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '[' {
 		return nil, false
 	}
-	var out [][]byte
+	var out []json.RawMessage
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return out, true

@@ -94,6 +94,10 @@ type Limits struct {
 	MaxRequestBytes ByteSize `yaml:"max_request_bytes"`
 	// MaxUploadBytes bounds one uploaded object (a bundle zip or file).
 	MaxUploadBytes ByteSize `yaml:"max_upload_bytes"`
+	// DeviceBodyTimeout bounds the time a device has to send a request
+	// body once its headers arrived (the Capgo plugin's own timeout for
+	// a whole request is 20 s).
+	DeviceBodyTimeout Duration `yaml:"device_body_timeout"`
 }
 
 // Stats bounds the on-disk device event log.
@@ -132,7 +136,7 @@ func Default() Config {
 	return Config{
 		Version: 1,
 		Node:    Node{Data: "./mirrord-data", HTTP: "127.0.0.1:8080", P2P: []string{}, Metrics: "open"},
-		Limits:  Limits{MaxRequestBytes: 1 << 20, MaxUploadBytes: 2 << 30},
+		Limits:  Limits{MaxRequestBytes: 1 << 20, MaxUploadBytes: 2 << 30, DeviceBodyTimeout: Duration(30 * time.Second)},
 		Stats: Stats{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, FlushInterval: Duration(time.Second),
 			Retention: Duration(30 * 24 * time.Hour), ReportInterval: Duration(2 * time.Second),
 			HaltCheckInterval: Duration(time.Second)},
@@ -285,6 +289,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxUploadBytes < 1<<20 {
 		return errors.New("limits.max_upload_bytes: must be at least 1MiB")
+	}
+	if c.Limits.DeviceBodyTimeout < Duration(time.Second) {
+		return errors.New("limits.device_body_timeout: must be at least 1s (the Capgo plugin allows 20s per request)")
 	}
 	if c.Cluster.Voters < 1 || c.Cluster.Voters > 9 {
 		return fmt.Errorf("cluster.voters: %d (want 1 to 9; 3 or 5 are usual)", c.Cluster.Voters)

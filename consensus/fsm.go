@@ -22,6 +22,16 @@ type FSM struct {
 	logger *slog.Logger
 	state  atomic.Pointer[state.State]
 
+	// applyMu orders raft's applies and restores with the replay of the
+	// local log that Node.Open runs before a leader is known (see
+	// Node.replay): both may deliver the same entry, and the second one
+	// must see the first one's state.
+	applyMu sync.Mutex
+	// preload, when set, is the decoded state of the snapshot that raft
+	// is about to restore at start (Open has already read and checked
+	// it), so Restore need not decode it twice.
+	preload *state.State
+
 	mu   sync.Mutex
 	subs map[*subscription]struct{}
 }
@@ -73,13 +83,21 @@ var applyTable = map[CommandType]applyFunc{
 // (the state right after this entry); a business error is returned as a
 // *Error value and leaves the content unchanged. Both advance the
 // state's Index to the entry's index. Entries that are not commands
-// return nil. An entry that cannot be decoded panics: skipping it would
-// let this node diverge from the others.
+// return nil, and so do entries at or below the state's Index: the node
+// replayed them from its own log before raft delivered them (committed
+// entries never change, so applying one twice could only double-count).
+// An entry that cannot be decoded panics: skipping it would let this
+// node diverge from the others.
 func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
 	cur := f.state.Load()
+	if l.Index <= cur.Index {
+		return nil
+	}
 	typ, cmd, err := Decode(l.Data)
 	if err != nil {
 		if errors.Is(err, ErrUnknownCommand) && typ&IgnoreUnknown != 0 {
@@ -228,9 +246,15 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // snapshot, then swaps it in; on error the current state is kept.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	s, err := ReadSnapshot(rc)
-	if err != nil {
-		return err
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	s := f.preload
+	f.preload = nil
+	if s == nil {
+		var err error
+		if s, err = ReadSnapshot(rc); err != nil {
+			return err
+		}
 	}
 	f.publish(s)
 	f.logger.Info("restored state from snapshot", "index", s.Index,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -143,6 +144,18 @@ type Node struct {
 	fsm      *FSM
 	closers  []io.Closer
 	hadState bool
+	stable   raft.StableStore
+
+	// mark is the applied mark read at Open; contact (Unix ms) the last
+	// time this node knew a leader. See restart.go.
+	mark       appliedMark
+	contact    atomic.Int64
+	markCancel context.CancelFunc
+	markDone   chan struct{}
+	durable    *durableMark
+	// warnings are problems Open recovered from (a corrupt snapshot, a
+	// log cut short), shown in Stats until the process ends.
+	warnings []string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -157,7 +170,7 @@ func Open(cfg Config, trans raft.Transport) (*Node, error) {
 
 // OpenWith is Open with caller-supplied stores; nil stores are opened
 // under cfg.Dir as in Open.
-func OpenWith(cfg Config, trans raft.Transport, st Stores) (n *Node, err error) {
+func OpenWith(cfg Config, trans raft.Transport, st Stores) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -175,28 +188,74 @@ func OpenWith(cfg Config, trans raft.Transport, st Stores) (n *Node, err error) 
 	logger = logger.With("component", "consensus", "node_id", cfg.NodeID)
 	hlog := newHCLogger(logger)
 
-	n = &Node{cfg: cfg, logger: logger, fsm: NewFSM(logger.With("sub", "fsm"))}
-	defer func() {
-		if err != nil {
-			for _, c := range n.closers {
-				_ = c.Close()
-			}
-		}
-	}()
-
+	n := &Node{cfg: cfg, logger: logger, fsm: NewFSM(logger.With("sub", "fsm"))}
+	ownSnapshots := st.Snapshots == nil
 	closers, err := openDiskStores(cfg, hlog, &st)
 	n.closers = append(n.closers, closers...)
 	if err != nil {
+		n.closeStores()
 		return nil, err
 	}
+	if err := n.start(cfg, trans, st, ownSnapshots, hlog); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	return n, nil
+}
+
+// closeStores closes what Open opened, after a failed Open.
+func (n *Node) closeStores() {
+	for _, c := range n.closers {
+		_ = c.Close()
+	}
+}
+
+// start is the part of Open after the stores are open: check the
+// snapshots, bootstrap or start raft, replay the committed log.
+func (n *Node) start(cfg Config, trans raft.Transport, st Stores, ownSnapshots bool, hlog hclog.Logger) error {
+	logger := n.logger
+	n.stable = st.Stable
 
 	rc := cfg.raftConfig()
 	rc.Logger = hlog.Named("raft")
 	has, err := raft.HasExistingState(st.Log, st.Stable, st.Snapshots)
 	if err != nil {
-		return nil, fmt.Errorf("consensus: open: %w", err)
+		return fmt.Errorf("consensus: open: %w", err)
 	}
 	n.hadState = has
+	if n.mark, err = readMark(st.Stable); err != nil {
+		return err
+	}
+	n.contact.Store(n.mark.Contact)
+	n.durable = newDurableMark(n.mark.Index)
+	var snap snapshotCheck
+	if has && ownSnapshots {
+		if snap, err = checkSnapshots(st.Snapshots, st.Log, cfg.Dir); err != nil {
+			return err
+		}
+		for _, b := range snap.bad {
+			logger.Error("UNUSABLE RAFT SNAPSHOT: the state is rebuilt from an older snapshot and the log", "problem", b)
+			n.warnings = append(n.warnings, "unusable snapshot: "+b)
+		}
+		n.fsm.preload = snap.state
+	} else if has {
+		if metas, err := st.Snapshots.List(); err == nil && len(metas) > 0 {
+			snap.index = metas[0].Index
+		}
+	}
+	last, err := st.Log.LastIndex()
+	if err != nil {
+		return fmt.Errorf("consensus: open: read log: %w", err)
+	}
+	upto := n.mark.Index
+	if upto > max(last, snap.index) {
+		msg := fmt.Sprintf("the raft log ends at index %d but entries up to %d were applied before "+
+			"this start: the log was cut short (a full disk or a damaged file?); the missing entries "+
+			"come back from the leader", last, upto)
+		logger.Error("RAFT LOG CUT SHORT", "detail", msg)
+		n.warnings = append(n.warnings, msg)
+		upto = max(last, snap.index)
+	}
 	if cfg.Bootstrap {
 		if !has {
 			boot := raft.Configuration{Servers: []raft.Server{{
@@ -206,20 +265,36 @@ func OpenWith(cfg Config, trans raft.Transport, st Stores) (n *Node, err error) 
 			}}}
 			if err := raft.BootstrapCluster(rc, st.Log, st.Stable,
 				st.Snapshots, trans, boot); err != nil {
-				return nil, fmt.Errorf("consensus: bootstrap: %w", err)
+				return fmt.Errorf("consensus: bootstrap: %w", err)
 			}
 			logger.Info("bootstrapped a new cluster",
 				"address", string(trans.LocalAddr()))
 		}
 	}
 	r, err := raft.NewRaft(rc, n.fsm, st.Log, st.Stable, st.Snapshots, trans)
+	n.fsm.applyMu.Lock()
+	n.fsm.preload = nil // only for the restore inside NewRaft
+	n.fsm.applyMu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("consensus: start raft: %w", err)
+		return fmt.Errorf("consensus: start raft: %w", err)
 	}
 	n.raft = r
+	// Raft runs now, but without a leader it applies nothing beyond the
+	// snapshot: replay what this node knows to be committed.
+	replayed, err := n.replay(st.Log, snap.index, upto)
+	if err != nil {
+		logger.Error("cannot replay the local raft log; serving the state restored so far until a leader sends the rest",
+			"error", err, "state_index", n.fsm.State().Index)
+		n.warnings = append(n.warnings, err.Error())
+	}
+	ch, unsub := n.fsm.Subscribe()
+	mctx, mcancel := context.WithCancel(context.Background())
+	n.markCancel, n.markDone = func() { mcancel(); unsub() }, make(chan struct{})
+	go n.runMark(mctx, ch)
 	logger.Info("raft started", "address", string(trans.LocalAddr()),
-		"state_index", n.fsm.State().Index)
-	return n, nil
+		"state_index", n.fsm.State().Index, "snapshot_index", snap.index,
+		"replayed_entries", replayed, "log_last_index", last)
+	return nil
 }
 
 // openDiskStores fills the nil stores of st with the on-disk ones under
@@ -302,6 +377,12 @@ func (n *Node) Apply(ctx context.Context, cmd Command) (any, error) {
 	if be, ok := resp.(*Error); ok {
 		return nil, be
 	}
+	// Acknowledge only what a restart of this node alone would serve
+	// again (see restart.go): the entry is in the log already, the mark
+	// that says it is committed is written right after the apply.
+	if s, ok := resp.(*state.State); ok {
+		n.WaitDurable(ctx, s.Index)
+	}
 	return resp, nil
 }
 
@@ -355,6 +436,18 @@ func (n *Node) mapErr(op string, err error) error {
 		return fmt.Errorf("%w (%s): %w", ErrUnavailable, op, err)
 	}
 	return fmt.Errorf("consensus: %s: %w", op, err)
+}
+
+// Barrier waits until every entry committed before it has been applied
+// to the state. It must run on the leader (else ErrNotLeader or
+// ErrUnavailable) and writes a log entry, so it is for rare events such
+// as a new leader's first catch-up, not for every read.
+func (n *Node) Barrier(ctx context.Context) error {
+	timeout, err := timeoutFrom(ctx, defaultApplyTimeout)
+	if err != nil {
+		return fmt.Errorf("consensus: barrier: %w", err)
+	}
+	return n.wait(ctx, "barrier", n.raft.Barrier(timeout))
 }
 
 // TransferLeadership hands leadership to another voter and waits until
@@ -447,6 +540,29 @@ type NodeStats struct {
 	LastContact time.Time `json:"last_contact"`
 	// Servers is the latest raft configuration, nil if unavailable.
 	Servers []Server `json:"servers"`
+	// LeaderContact is the last time this node knew a leader (now while
+	// it knows one; kept across restarts), zero if it never did. Without
+	// a leader, the state served is at least as fresh as that moment
+	// but may miss writes made since.
+	LeaderContact time.Time `json:"leader_contact"`
+	// Warnings are problems this node recovered from when it started
+	// (an unusable snapshot, a raft log cut short).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// HasLeader reports whether a leader was known when st was taken.
+func (st NodeStats) HasLeader() bool { return st.Leader != "" }
+
+// Staleness is how long ago, at now, the node last knew a leader: zero
+// with a leader, -1 when it never knew one.
+func (st NodeStats) Staleness(now time.Time) time.Duration {
+	switch {
+	case st.HasLeader():
+		return 0
+	case st.LeaderContact.IsZero():
+		return -1
+	}
+	return max(now.Sub(st.LeaderContact), 0)
 }
 
 // Stats returns a snapshot of the node's raft status.
@@ -462,6 +578,13 @@ func (n *Node) Stats() NodeStats {
 		CommitIndex:  n.raft.CommitIndex(),
 		LastIndex:    n.raft.LastIndex(),
 		StateIndex:   n.fsm.State().Index,
+		Warnings:     n.warnings,
+	}
+	if addr != "" {
+		st.LeaderContact = time.Now()
+		n.contact.Store(st.LeaderContact.UnixMilli())
+	} else if ms := n.contact.Load(); ms != 0 {
+		st.LeaderContact = time.UnixMilli(ms)
 	}
 	if !n.IsLeader() {
 		st.LastContact = n.raft.LastContact()
@@ -527,6 +650,10 @@ func (n *Node) Close() error {
 		if err := n.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("consensus: shutdown raft: %w", err))
 		}
+		// The last mark is written after raft stopped applying and
+		// before the stores close.
+		n.markCancel()
+		<-n.markDone
 		for _, c := range n.closers {
 			if err := c.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("consensus: close store: %w", err))

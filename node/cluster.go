@@ -687,12 +687,24 @@ func (c *Cluster) call(ctx context.Context, p peer.ID, req rpcRequest) (rpcReply
 	return rep, nil
 }
 
+// leaderWait is how long Apply waits for a leader when none is known.
+const leaderWait = 3 * time.Second
+
 // Apply proposes cmd: on the leader directly, on a follower through the
 // leader, then waits until this node's state includes it (so a client
 // reads its own write from this node). Errors match consensus's: a
 // business *consensus.Error, or ErrUnavailable without a reachable
 // leader or quorum.
 func (c *Cluster) Apply(ctx context.Context, cmd consensus.Command) (any, error) {
+	if _, leader := c.cons.Leader(); leader == "" {
+		// An election or a restart is under way: a leader usually comes
+		// within a second, so wait a little rather than fail a write
+		// that would succeed. Nothing was proposed yet, so this cannot
+		// apply a command twice.
+		wctx, cancel := context.WithTimeout(ctx, leaderWait)
+		_ = c.cons.WaitForLeader(wctx)
+		cancel()
+	}
 	res, err := c.cons.Apply(ctx, cmd)
 	if err == nil || errors.Is(err, consensus.ErrUnavailable) || !errors.Is(err, consensus.ErrNotLeader) {
 		return res, err
@@ -724,6 +736,7 @@ func (c *Cluster) Apply(ctx context.Context, cmd consensus.Command) (any, error)
 	if err := c.cons.WaitForIndex(ctx, rep.Index); err != nil {
 		return nil, fmt.Errorf("node: the leader applied the change but this node has not caught up: %w", err)
 	}
+	c.cons.WaitDurable(ctx, rep.Index)
 	return c.cons.State(), nil
 }
 

@@ -87,8 +87,20 @@ func cmdGC(ctx context.Context, env *cmdEnv) error {
 // printStatus writes the human form of GET /admin/v1/status.
 func printStatus(w io.Writer, out adminapi.Status) {
 	n := out.Node
-	fmt.Fprintf(w, "answered by %s: %s, leader %s, term %d, applied index %d\n",
-		n.ID, n.State, dash(n.LeaderID), n.Term, n.AppliedIndex)
+	fmt.Fprintf(w, "answered by %s: %s, leader %s, term %d, applied index %d, state index %d\n",
+		n.ID, n.State, dash(n.LeaderID), n.Term, n.AppliedIndex, n.StateIndex)
+	if n.LeaderID == "" {
+		since := "never"
+		if !n.LeaderContact.IsZero() {
+			since = n.LeaderContact.Local().Format(time.DateTime) + " (" +
+				time.Since(n.LeaderContact).Round(time.Second).String() + " ago)"
+		}
+		fmt.Fprintf(w, "NO LEADER: devices are answered from this node's last state; admin writes fail until quorum returns.\n"+
+			"  last leader known: %s; writes made elsewhere since then may be missing here\n", since)
+	}
+	for _, warn := range n.Warnings {
+		fmt.Fprintf(w, "WARNING at start: %s\n", warn)
+	}
 	nodes := out.Nodes
 	if len(nodes) == 0 {
 		// A node without cluster support: list the raft servers.

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -17,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -231,8 +231,13 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 
 	var token string
 	created := false
-	wait := 30 * time.Second
-	var joinIndex uint64
+	// serving says whether this node has a state to answer devices
+	// from. A node that restarts has one at once: consensus.Open
+	// restored its snapshot and replayed its committed log, leader or
+	// not. A new node has one once it bootstrapped or caught up with the
+	// cluster it joined.
+	var serving atomic.Bool
+	serving.Store(cons.HadState())
 	if joining {
 		res, err := joinCluster(ctx, log, h, cluster, cfg.Cluster.Join, cfg.Cluster.JoinToken)
 		if err != nil {
@@ -241,43 +246,50 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 		if err := node.WriteToken(data, res.AdminToken); err != nil {
 			return err
 		}
-		token, joinIndex = res.AdminToken, res.Index
+		token = res.AdminToken
 		role := "non-voter"
 		if res.Voter {
 			role = "voter"
 		}
 		log.Info("joined the cluster", "via", cfg.Cluster.Join, "role", role, "members", len(res.Members))
-		wait = 2 * time.Minute
-	} else if token, created, err = node.EnsureToken(data); err != nil {
-		return err
+		cluster.SetAdminToken(token)
+		cluster.Start()
+		// A first start has nothing to serve before it caught up with
+		// the state the leader had when it admitted this node.
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err = cons.WaitForIndex(wctx, res.Index)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("catching up with the cluster: %w", err)
+		}
+		serving.Store(true)
+	} else {
+		if token, created, err = node.EnsureToken(data); err != nil {
+			return err
+		}
+		cluster.SetAdminToken(token)
+		cluster.Start()
+		if !cons.HadState() {
+			// A new cluster of one: its first election takes a moment,
+			// and its first admin writes should not meet a 503.
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := cons.WaitForLeader(wctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("waiting for the new cluster's first leader: %w", err)
+			}
+			serving.Store(true)
+		}
 	}
-	cluster.SetAdminToken(token)
-	cluster.Start()
-
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	if err := cons.WaitForLeader(wctx); err != nil {
-		return fmt.Errorf("waiting for raft leader: %w", err)
-	}
-	// After a restart raft restores the last snapshot and re-applies the
-	// logged entries only once the leader commits in its new term: serve
-	// nothing until the state has caught up with the whole log, or a
-	// device could see a release half-restored. A joined node waits for
-	// the state the leader had when it admitted it.
-	if err := waitApplied(wctx, cons.Raft()); err != nil {
-		return fmt.Errorf("waiting for the raft log to be applied: %w", err)
-	}
-	if err := cons.WaitForIndex(wctx, joinIndex); err != nil {
-		return fmt.Errorf("catching up with the cluster: %w", err)
-	}
-	cancel()
 	repl.Start()
 	defer closeLogged(log, "replication", repl.Close)
 	actx, acancel := context.WithCancel(ctx)
 	defer acancel()
-	go cluster.Announce(actx)
-	// Fleet counters start only now: a report built on a state that has
-	// not caught up would replace newer counts with older ones.
+	// Fleet counters and the rollout guard write to the cluster from
+	// what the state says, so they start only once this node has caught
+	// up with a leader: a report built on a state that missed this
+	// node's own last report would replace newer counts with older ones.
+	// Until then devices are answered and counted from the local state.
 	fleet := node.NewFleet(node.FleetConfig{
 		Node: nodeID, State: cons.State, Apply: cluster.Apply,
 		Interval: time.Duration(cfg.Stats.ReportInterval), Log: log.With("component", "fleet"),
@@ -287,10 +299,13 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 		Interval: time.Duration(cfg.Stats.HaltCheckInterval), Log: log.With("component", "rollouts"),
 	})
 	var bg sync.WaitGroup
-	defer func() { acancel(); bg.Wait() }()
-	bg.Go(func() { fleet.Run(actx) })
-	bg.Go(func() { guard.Run(actx) })
+	var fleetRunning atomic.Bool
 	defer func() {
+		acancel()
+		bg.Wait()
+		if !fleetRunning.Load() {
+			return
+		}
 		// A last report on a clean stop, so counts since the last
 		// interval are not lost.
 		fctx, fcancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -299,13 +314,24 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 			log.Info("last stats report not written", "err", err)
 		}
 	}()
+	bg.Go(func() {
+		if err := catchUp(actx, log, cons, cluster); err != nil {
+			return
+		}
+		serving.Store(true)
+		fleetRunning.Store(true)
+		bg.Go(func() { cluster.Announce(actx) })
+		bg.Go(func() { guard.Run(actx) })
+		fleet.Run(actx)
+	})
 
 	met, err := newMetrics(cfg, nodeID, cons, store, bsw, repl, log.With("component", "metrics"))
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
-	devAPI := httpapi.New(httpapi.Config{PublicURL: cfg.Node.PublicURL, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes), Counter: fleet, Observer: met},
+	devAPI := httpapi.New(httpapi.Config{PublicURL: cfg.Node.PublicURL, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes),
+		BodyTimeout: time.Duration(cfg.Limits.DeviceBodyTimeout), Serving: serving.Load, Counter: fleet, Observer: met},
 		cons, store, stats, node.Overrides{Cons: cluster}, log.With("component", "devices"))
 	devAPI.Register(mux)
 	adminAPI := adminapi.New(adminapi.Config{Token: token, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes),
@@ -324,16 +350,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		st := cons.Stats()
-		status := http.StatusOK
-		if st.Leader == "" && st.AppliedIndex == 0 {
-			status = http.StatusServiceUnavailable
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]any{"ready": status == http.StatusOK, "leader": st.LeaderID, "applied_index": st.AppliedIndex})
-	})
+	mux.Handle("GET /readyz", readyHandler(cons, serving.Load))
 
 	srv := &http.Server{
 		Handler:           met.Middleware(mux),
@@ -404,21 +421,75 @@ func joinCluster(ctx context.Context, log *slog.Logger, h host.Host, cl *node.Cl
 	}
 }
 
-// waitApplied waits until raft has applied every entry of its log as it
-// stood when called (raft's own index: no-op and configuration entries
-// never reach the FSM).
-func waitApplied(ctx context.Context, r *raft.Raft) error {
-	target := r.LastIndex()
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for r.AppliedIndex() < target {
+// catchUp waits until a leader is known and this node's state holds
+// everything the leader had applied, logging now and then while the
+// cluster has no leader. It fails only when ctx ends.
+func catchUp(ctx context.Context, log *slog.Logger, cons *consensus.Node, cl *node.Cluster) error {
+	start := time.Now()
+	warned := start
+	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := cons.WaitForLeader(wctx)
+		if err == nil && cons.IsLeader() {
+			err = cons.Barrier(wctx)
+		} else if err == nil {
+			err = cl.Barrier(wctx)
+		}
+		cancel()
+		if err == nil {
+			if time.Since(start) > time.Second {
+				log.Info("caught up with the cluster leader", "after", time.Since(start).Round(time.Millisecond),
+					"state_index", cons.State().Index)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(warned) >= 30*time.Second {
+			warned = time.Now()
+			st := cons.Stats()
+			log.Warn("no raft leader reachable: devices are answered from this node's last state; admin writes answer 503",
+				"state_index", st.StateIndex, "leader_last_known", st.LeaderContact, "waiting", time.Since(start).Round(time.Second), "err", err)
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("applied %d of %d: %w", r.AppliedIndex(), target, ctx.Err())
-		case <-t.C:
+			return ctx.Err()
+		case <-time.After(wait):
 		}
 	}
-	return nil
+}
+
+// readyHandler serves GET /readyz: 200 while this node answers devices
+// from a state (also without a leader: then "leader" is empty and
+// "stale_seconds" says how long ago it last knew one), 503 while it has
+// none yet. With ?leader=1 it also answers 503 without a leader, for
+// checks that need admin writes to work.
+func readyHandler(cons *consensus.Node, serving func() bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := cons.Stats()
+		ready := serving()
+		status := http.StatusOK
+		if !ready || (r.URL.Query().Get("leader") != "" && !st.HasLeader()) {
+			status = http.StatusServiceUnavailable
+		}
+		body := map[string]any{"ready": ready, "leader": st.LeaderID, "state_index": st.StateIndex,
+			"applied_index": st.AppliedIndex}
+		if !st.HasLeader() {
+			body["no_leader"] = "devices are answered from this node's last state; admin writes answer 503"
+			if !st.LeaderContact.IsZero() {
+				body["leader_last_known"] = st.LeaderContact.UTC().Format(time.RFC3339)
+				body["stale_seconds"] = math.Round(st.Staleness(time.Now()).Seconds())
+			}
+		}
+		if len(st.Warnings) > 0 {
+			body["warnings"] = st.Warnings
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(body)
+	})
 }
 
 // readPSK reads a private network key: 64 hex characters.

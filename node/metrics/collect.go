@@ -30,6 +30,7 @@ type scrapeCollector struct {
 
 	raftState, raftTerm, raftApplied, raftCommit, raftLast *prometheus.Desc
 	raftLastContact, raftLeaderKnown, raftServers          *prometheus.Desc
+	stateIndex, stateStaleness, startWarnings              *prometheus.Desc
 
 	bsBlocks, bsBytes, bsDup, bsPeers *prometheus.Desc
 
@@ -64,6 +65,9 @@ func newScrapeCollector(cfg Config) *scrapeCollector {
 		raftLastContact: desc("raft_last_contact_seconds", "Seconds since this node last heard from the leader: 0 on the leader, +Inf if never."),
 		raftLeaderKnown: desc("raft_leader_known", "1 if this node knows a leader, else 0."),
 		raftServers:     desc("raft_servers", "Servers in the latest raft configuration, by suffrage (voter, nonvoter).", "suffrage"),
+		stateIndex:      desc("state_index", "Raft index of the last entry in the state devices are answered from."),
+		stateStaleness:  desc("state_staleness_seconds", "0 while a leader is known; else seconds since this node last knew one (kept across restarts): the state served may miss writes made since. +Inf if never."),
+		startWarnings:   desc("startup_warnings", "Problems this node recovered from when it started (unusable snapshot, raft log cut short); see mirrord status."),
 
 		bsBlocks: desc("bitswap_blocks_total", "Blocks moved by bitswap, by direction (received, sent).", "direction"),
 		bsBytes:  desc("bitswap_bytes_total", "Block bytes moved by bitswap, by direction (received, sent).", "direction"),
@@ -89,6 +93,7 @@ func newScrapeCollector(cfg Config) *scrapeCollector {
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.nodeInfo,
 		c.raftState, c.raftTerm, c.raftApplied, c.raftCommit, c.raftLast, c.raftLastContact, c.raftLeaderKnown, c.raftServers,
+		c.stateIndex, c.stateStaleness, c.startWarnings,
 		c.bsBlocks, c.bsBytes, c.bsDup, c.bsPeers,
 		c.replMissing, c.replKnown, c.replReady,
 		c.roInfo, c.roState, c.roBasisPoints, c.roFailureRate, c.roEvents,
@@ -161,6 +166,13 @@ func (c *scrapeCollector) collectRaft(ch chan<- prometheus.Metric) {
 	}
 	ch <- gauge(c.raftLastContact, contact)
 	ch <- gauge(c.raftLeaderKnown, flag(st.LeaderID != ""))
+	ch <- gauge(c.stateIndex, float64(st.StateIndex))
+	stale := math.Inf(1)
+	if d := st.Staleness(time.Now()); d >= 0 {
+		stale = d.Seconds()
+	}
+	ch <- gauge(c.stateStaleness, stale)
+	ch <- gauge(c.startWarnings, float64(len(st.Warnings)))
 	voters, nonvoters := 0, 0
 	for _, s := range st.Servers {
 		if s.Voter {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -61,6 +62,17 @@ type Config struct {
 	PublicURL string
 	// MaxBodyBytes bounds update, stats and channel request bodies.
 	MaxBodyBytes int64
+	// BodyTimeout bounds the time to receive such a body once its
+	// headers arrived (0: DefaultBodyTimeout), so that a client sending
+	// it byte by byte cannot hold a connection and its goroutine for
+	// ever. The Capgo plugin gives a whole request 20 s (its
+	// responseTimeout), so an honest phone always finishes sooner.
+	BodyTimeout time.Duration
+	// Serving, if set, reports whether this node has a state to answer
+	// devices from; until it does (a new node still joining), device
+	// requests get 503 with Retry-After rather than answers computed
+	// from an empty state.
+	Serving func() bool
 	// Counter, if set, receives update checks and stats events.
 	Counter Counter
 	// Observer, if set, receives check outcomes and latencies and stats
@@ -85,23 +97,49 @@ func New(cfg Config, st StateSource, obj Objects, stats StatsSink, ov Overrides,
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &API{cfg: cfg, state: st, objects: obj, stats: stats, overrides: ov, log: log}
 }
 
+// DefaultBodyTimeout is Config.BodyTimeout's default.
+const DefaultBodyTimeout = 30 * time.Second
+
 // Register adds the device routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /updates", a.handleUpdates)
-	mux.HandleFunc("GET /updates", a.handleOK)
-	mux.HandleFunc("POST /stats", a.handleStats)
-	mux.HandleFunc("GET /stats", a.handleOK)
-	mux.HandleFunc("GET /ok", a.handleOK)
-	mux.HandleFunc("POST /channel_self", a.handleChannelSet)
-	mux.HandleFunc("PUT /channel_self", a.handleChannelGet)
-	mux.HandleFunc("GET /channel_self", a.handleChannelList)
-	mux.HandleFunc("DELETE /channel_self", a.handleChannelDelete)
-	mux.HandleFunc("GET /dl/{cid}/{name...}", a.handleDownload)
-	mux.HandleFunc("HEAD /dl/{cid}/{name...}", a.handleDownload)
+	h := func(pattern string, fn http.HandlerFunc) {
+		if a.cfg.Serving != nil {
+			fn = a.whenServing(fn)
+		}
+		mux.HandleFunc(pattern, fn)
+	}
+	h("POST /updates", a.handleUpdates)
+	h("GET /updates", a.handleOK)
+	h("POST /stats", a.handleStats)
+	h("GET /stats", a.handleOK)
+	h("GET /ok", a.handleOK)
+	h("POST /channel_self", a.handleChannelSet)
+	h("PUT /channel_self", a.handleChannelGet)
+	h("GET /channel_self", a.handleChannelList)
+	h("DELETE /channel_self", a.handleChannelDelete)
+	h("GET /dl/{cid}/{name...}", a.handleDownload)
+	h("HEAD /dl/{cid}/{name...}", a.handleDownload)
+}
+
+var notServingBody = []byte(`{"error":"not_ready","message":"this node is joining the cluster and has no state to answer from yet; try again shortly"}` + "\n")
+
+// whenServing answers 503 until cfg.Serving says the node has a state.
+func (a *API) whenServing(fn http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !a.cfg.Serving() {
+			w.Header().Set("Retry-After", "5")
+			writeRaw(w, http.StatusServiceUnavailable, notServingBody)
+			return
+		}
+		fn(w, r)
+	}
 }
 
 var okBody = []byte(`{"status":"ok"}` + "\n")
@@ -120,11 +158,23 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer
 		writeJSON(w, http.StatusRequestEntityTooLarge, errBody("body_too_large", "request body exceeds "+strconv.FormatInt(a.cfg.MaxBodyBytes, 10)+" bytes"))
 		return false
 	}
+	// The deadline is lifted once the body is in: it would otherwise
+	// also cut the connection's next, idle read.
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(a.cfg.BodyTimeout)) == nil {
+		defer rc.SetReadDeadline(time.Time{})
+	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			writeJSON(w, http.StatusRequestEntityTooLarge, errBody("body_too_large", "request body exceeds "+strconv.FormatInt(a.cfg.MaxBodyBytes, 10)+" bytes"))
+			return false
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			w.Header().Set("Connection", "close")
+			writeJSON(w, http.StatusRequestTimeout, errBody("body_timeout", "request body not received within "+a.cfg.BodyTimeout.String()))
 			return false
 		}
 		writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "cannot read request body: "+err.Error()))

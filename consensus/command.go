@@ -43,6 +43,7 @@ const (
 	TypeStatsReport     CommandType = 18
 	TypeReadTokenAdd    CommandType = 19
 	TypeReadTokenDelete CommandType = 20
+	TypeAppDelete       CommandType = 21
 )
 
 // String returns the command's name, for logs.
@@ -78,6 +79,7 @@ var commandNames = map[CommandType]string{
 	TypeStatsReport:     "StatsReport",
 	TypeReadTokenAdd:    "ReadTokenAdd",
 	TypeReadTokenDelete: "ReadTokenDelete",
+	TypeAppDelete:       "AppDelete",
 }
 
 // Command is implemented by every command struct of this package; the
@@ -94,6 +96,15 @@ type AppCreate struct {
 	PublicKey string `json:"public_key,omitempty"`
 	KeyID     string `json:"key_id,omitempty"`
 	CreatedAt int64  `json:"created_at"`
+}
+
+// AppDelete removes an app with its channels, releases, rollouts,
+// device overrides and fleet counters. It is a conflict while a rollout
+// of the app is live, and, unless Force is set, while the app has
+// releases or channels. See state.State.DeleteApp.
+type AppDelete struct {
+	ID    string `json:"id"`
+	Force bool   `json:"force,omitempty"`
 }
 
 // ReleaseCreate adds Release to the app Release.App, which must exist;
@@ -323,6 +334,9 @@ func (JoinTokenAdd) CommandType() CommandType { return TypeJoinTokenAdd }
 func (AppCreate) CommandType() CommandType { return TypeAppCreate }
 
 // CommandType implements Command.
+func (AppDelete) CommandType() CommandType { return TypeAppDelete }
+
+// CommandType implements Command.
 func (ReleaseCreate) CommandType() CommandType { return TypeReleaseCreate }
 
 // CommandType implements Command.
@@ -366,6 +380,7 @@ var decoders = map[CommandType]func([]byte) (any, error){
 	TypeStatsReport:     decodeAs[StatsReport],
 	TypeReadTokenAdd:    decodeAs[ReadTokenAdd],
 	TypeReadTokenDelete: decodeAs[ReadTokenDelete],
+	TypeAppDelete:       decodeAs[AppDelete],
 }
 
 // Encode returns the log entry for cmd: its type byte followed by its

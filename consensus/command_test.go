@@ -56,6 +56,7 @@ func sampleCommands() []Command {
 				Failures: map[string]int64{"update_fail": 5, "app_launch_timeout": 1}, At: 1700000001000}}}},
 		ReadTokenAdd{Digest: strings.Repeat("c3", 32), CreatedAt: 1700000001100},
 		ReadTokenDelete{Digest: strings.Repeat("c3", 32)},
+		AppDelete{ID: "com.example.app", Force: true},
 	}
 }
 

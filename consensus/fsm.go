@@ -77,6 +77,7 @@ var applyTable = map[CommandType]applyFunc{
 	TypeStatsReport:     applyStatsReport,
 	TypeReadTokenAdd:    applyReadTokenAdd,
 	TypeReadTokenDelete: applyReadTokenDelete,
+	TypeAppDelete:       applyAppDelete,
 }
 
 // Apply implements raft.FSM. On success it returns the new *state.State
@@ -135,6 +136,11 @@ func applyAppCreate(s *state.State, index uint64, cmd any) (*state.State, error)
 		KeyID:     c.KeyID,
 		CreatedAt: c.CreatedAt,
 	})
+}
+
+func applyAppDelete(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(AppDelete)
+	return s.DeleteApp(index, c.ID, c.Force)
 }
 
 func applyReleaseCreate(s *state.State, index uint64, cmd any) (*state.State, error) {

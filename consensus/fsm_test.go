@@ -142,6 +142,80 @@ func TestApplyAppCreate(t *testing.T) {
 	})
 }
 
+func TestApplyAppDelete(t *testing.T) {
+	const other = "com.other"
+	// full has every kind of thing an app holds: releases, channels, a
+	// finished rollout, device overrides and fleet counters; and a second
+	// app that must not be touched.
+	full := append(slices.Clone(base),
+		ChannelSet{App: app, Name: "beta", Version: ptr("1.1.0")},
+		RolloutStart{App: app, Channel: "production", Version: "1.1.0", BasisPoints: 1000, At: 100},
+		RolloutControl{App: app, Channel: "production", Action: state.ActionAbort, At: 110},
+		DeviceSet{App: app, DeviceID: "d1", Channel: "beta"},
+		DevicesSet{App: app, Devices: []state.DeviceEntry{{DeviceID: "d2", Version: "1.1.0"}}},
+		StatsReport{Node: "A", Releases: []state.ReleaseCounters{{App: app, Version: "1.1.0", Counters: state.Counters{Seq: 1, Installs: 3}}}},
+		AppCreate{ID: other, CreatedAt: 2},
+		ReleaseCreate{Release: state.Release{App: other, Version: "1.0.0", ZipCID: "bafy-o", Checksum: "o", CreatedAt: 3}, Channel: "production"},
+	)
+	rolling := append(slices.Clone(base),
+		RolloutStart{App: app, Channel: "production", Version: "1.1.0", BasisPoints: 1000, At: 100})
+	paused := append(slices.Clone(rolling), RolloutControl{App: app, Channel: "production", Action: "pause", At: 110})
+	gone := func(t *testing.T, s *state.State) {
+		t.Helper()
+		if s.App(app) != nil {
+			t.Fatalf("app still there: %+v", s.App(app))
+		}
+	}
+	runFSMCases(t, []fsmCase{
+		{name: "empty app", setup: base[:1], cmd: AppDelete{ID: app},
+			check: func(t *testing.T, s *state.State) {
+				gone(t, s)
+				if len(s.Apps) != 0 {
+					t.Fatalf("apps %v", s.AppIDs())
+				}
+			}},
+		{name: "device overrides only", setup: append(slices.Clone(base[:1]),
+			DevicesSet{App: app, Devices: []state.DeviceEntry{{DeviceID: "d1", Version: state.Builtin}}}),
+			cmd: AppDelete{ID: app}, check: gone},
+		{name: "force removes everything", setup: full, cmd: AppDelete{ID: app, Force: true},
+			check: func(t *testing.T, s *state.State) {
+				gone(t, s)
+				if o := s.App(other); o == nil || o.Releases["1.0.0"] == nil || o.Channels["production"] == nil {
+					t.Fatalf("the other app was touched: %+v", o)
+				}
+			}},
+		{name: "releases and channels", setup: full, cmd: AppDelete{ID: app},
+			code: CodeConflict, msg: "still has 2 releases and 2 channels; delete with force"},
+		{name: "one release, no channel", setup: append(slices.Clone(base[:1]), ReleaseCreate{Release: release("1.0.0", 10)}),
+			cmd: AppDelete{ID: app}, code: CodeConflict, msg: "1 release and 0 channels"},
+		{name: "active rollout, even with force", setup: rolling, cmd: AppDelete{ID: app, Force: true},
+			code: CodeConflict, msg: `active rollout of 1.1.0 on channel "production"; abort or promote it first`},
+		{name: "paused rollout", setup: paused, cmd: AppDelete{ID: app, Force: true},
+			code: CodeConflict, msg: "paused rollout"},
+		{name: "unknown app", setup: base, cmd: AppDelete{ID: other, Force: true}, code: CodeNotFound, msg: `app "com.other" not found`},
+	})
+
+	// Deleting leaves nothing behind: the state equals one where the app
+	// never existed, and an app created again under the id starts empty.
+	h := newHarness(t, full[len(full)-2:]...)
+	never := snapshotBytes(t, h.f.State().WithIndex(0))
+	h = newHarness(t, full...)
+	s, err := h.apply(AppDelete{ID: app, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(snapshotBytes(t, s.WithIndex(0)), never) {
+		t.Error("the state after the delete differs from one without the app")
+	}
+	s, err = h.apply(AppCreate{ID: app, CreatedAt: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := s.App(app); len(a.Releases)+len(a.Channels)+len(a.Devices)+len(a.Stats) != 0 || a.NextChannelID != 1 {
+		t.Fatalf("re-created app is not empty: %+v", a)
+	}
+}
+
 func TestApplyReleaseCreate(t *testing.T) {
 	bad := release("2.0.0", 30)
 	bad.Manifest = []state.ManifestFile{{FileName: "a.js", CID: ""}}
@@ -506,6 +580,8 @@ func TestCopyOnWrite(t *testing.T) {
 	oldProdHistory := slices.Clone(oldApp.Channels["production"].History)
 
 	for _, cmd := range []Command{
+		AppCreate{ID: "com.third"},
+		AppDelete{ID: "com.third"},
 		AppCreate{ID: "com.third"},
 		ReleaseCreate{Release: release("3.0.0", 40), Channel: "production"},
 		ReleaseCreate{Release: release("3.1.0", 41), Channel: "new"},

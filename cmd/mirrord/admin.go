@@ -31,6 +31,10 @@ func init() {
 	flagSetups["app create"] = client(func(fs *flag.FlagSet) {
 		fs.String("public-key", "", "the app's Capgo public key `PEM` file (for encrypted bundles)")
 	})
+	register(command{name: "app delete", args: "APP_ID", help: "Delete an app with its device overrides and statistics.\nRefused while a rollout of the app is active or paused, and, without --force, while the app has releases or channels.\nThe blocks of its releases are removed by the next garbage collection; devices asking for the app get app_not_found.", run: cmdAppDelete})
+	flagSetups["app delete"] = client(func(fs *flag.FlagSet) {
+		fs.Bool("force", false, "also delete the app's releases and channels")
+	})
 	register(command{name: "app list", help: "List apps.", run: cmdAppList})
 	flagSetups["app list"] = client(nil)
 
@@ -146,6 +150,30 @@ func cmdAppCreate(ctx context.Context, env *cmdEnv) error {
 	} else {
 		fmt.Fprintf(env.stdout, "created app %s (plain bundles)\n", out.ID)
 	}
+	return nil
+}
+
+func cmdAppDelete(ctx context.Context, env *cmdEnv) error {
+	if err := env.needArgs(1, "APP_ID"); err != nil {
+		return err
+	}
+	c, err := newClient(env.fs)
+	if err != nil {
+		return err
+	}
+	p := "/admin/v1/apps/" + pathEsc(env.args[0])
+	if flagBool(env.fs, "force") {
+		p += "?force=true"
+	}
+	var out adminapi.DeletedApp
+	if err := c.do(ctx, "DELETE", p, nil, &out); err != nil {
+		return err
+	}
+	if flagBool(env.fs, "json") {
+		return printJSON(env.stdout, out)
+	}
+	fmt.Fprintf(env.stdout, "deleted app %s (%d release(s), %d channel(s), %d device override(s)); "+
+		"the next garbage collection frees its blocks\n", out.ID, out.Releases, out.Channels, out.Devices)
 	return nil
 }
 

@@ -93,6 +93,8 @@ func TestCompletionBash(t *testing.T) {
 		{"mirrord completion ", "bash zsh fish"},
 		{"mirrord config ", "check print"},
 		{"mirrord config check --n", "--no-env"},
+		{"mirrord app ", "create delete list"},
+		{"mirrord app delete APP --f", "--force"},
 		{"mirrord app create --public-key " + dir + "/k", dir + "/keys.pem"},
 		{"mirrord serve --data " + dir + "/d", dir + "/dist"},
 		{"mirrord publish " + dir + "/d", dir + "/dist"},

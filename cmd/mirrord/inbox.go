@@ -52,11 +52,12 @@ func (p inboxPublisher) Publish(ctx context.Context, b inbox.Bundle) (inbox.Publ
 	return inbox.Published{App: m.App, Version: rel.Version, Checksum: rel.Checksum, Channel: m.Channel, CreatedApp: created}, nil
 }
 
-// ensureApp creates the bundle's app when it does not exist yet, so a
-// first bundle dropped for a new app needs no other step: with the
-// public key of release.yaml's key when the bundle is to be encrypted,
-// plain otherwise. A bundle already encrypted by the Capgo CLI cannot
-// tell the public key, so its app must be created first.
+// ensureApp makes sure the bundle's app exists. An unknown app is an
+// error saying how to create it, unless release.yaml opts in with
+// create_app: true; then the app is created with the public half of
+// release.yaml's key when the bundle is to be encrypted, plain
+// otherwise. A bundle already encrypted by the Capgo CLI cannot tell the
+// public key, so its app must always be created first.
 func (p inboxPublisher) ensureApp(ctx context.Context, b inbox.Bundle) (bool, error) {
 	var app adminapi.AppInfo
 	err := p.c.do(ctx, "GET", "/admin/v1/apps/"+pathEsc(b.Meta.App), nil, &app)
@@ -66,12 +67,22 @@ func (p inboxPublisher) ensureApp(ctx context.Context, b inbox.Bundle) (bool, er
 	if !isNotFound(err) {
 		return false, &inbox.TemporaryError{Err: err}
 	}
-	req := adminapi.CreateAppRequest{ID: b.Meta.App}
+	id := b.Meta.App
 	switch {
 	case b.Meta.SessionKey != "":
 		return false, fmt.Errorf("app %s does not exist, and an already encrypted bundle does not carry its public key: "+
-			"create it first with `mirrord app create %s --public-key PUB.pem`", b.Meta.App, b.Meta.App)
-	case b.Key != "":
+			"create it first with `mirrord app create %s --public-key PUB.pem`", id, id)
+	case !b.Meta.CreateApp && b.Key != "":
+		return false, fmt.Errorf("app %s does not exist on this cluster (is the app id right?): create it first with "+
+			"`mirrord app create %s --public-key PUB.pem` (the public half of %s), "+
+			"or add `create_app: true` to release.yaml to have the inbox create it with that key", id, id, b.Meta.Key)
+	case !b.Meta.CreateApp:
+		return false, fmt.Errorf("app %s does not exist on this cluster (is the app id right?): create it first with "+
+			"`mirrord app create %s --public-key PUB.pem` (or without --public-key for plain bundles), "+
+			"or add `create_app: true` to release.yaml to have the inbox create it", id, id)
+	}
+	req := adminapi.CreateAppRequest{ID: id}
+	if b.Key != "" {
 		pem, err := os.ReadFile(b.Key)
 		if err != nil {
 			return false, fmt.Errorf("key: %w", err)

@@ -149,12 +149,19 @@ func TestInbox(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, why string }{
 		{"unknown-key", "app: " + app + "\nversion: 2.0.0\ncolour: red\n", `"colour"`},
 		{"no-app-encrypted-zip", "app: com.example.nope\nversion: 2.0.0\nsession_key: aXY=:a2V5\nchecksum: abc\n", "mirrord app create com.example.nope --public-key"},
+		// An app the cluster does not know is not created behind the
+		// operator's back (a typo in the id would make a new app).
+		{"unknown-app", "app: com.example.typo\nversion: 2.0.0\n", "app com.example.typo does not exist on this cluster (is the app id right?): " +
+			"create it first with `mirrord app create com.example.typo --public-key PUB.pem`"},
+		{"unknown-app-key", "app: com.example.typo\nversion: 2.0.1\nkey: " + filepath.Join(vec, "test_private_key.pem") + "\n",
+			"`mirrord app create com.example.typo --public-key PUB.pem` (the public half of " + filepath.Join(vec, "test_private_key.pem") + "), or add `create_app: true`"},
+		{"create-app-encrypted-zip", "app: com.example.nope\nversion: 2.0.0\nsession_key: aXY=:a2V5\nchecksum: abc\ncreate_app: true\n", "create_app cannot be used with session_key"},
 		{"no-version", "app: " + app + "\n", "version is missing"},
 		{"same-version", "app: " + app + "\nversion: 1.0.1\n", "already exists"},
 		{"no-index", "app: " + app + "\nversion: 2.0.1\n", "index.html"},
 	} {
 		tmp := filepath.Join(dir, ".tmp-"+tc.name)
-		if tc.name == "no-app-encrypted-zip" {
+		if strings.HasSuffix(tc.name, "-encrypted-zip") {
 			if err := os.MkdirAll(tmp, 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -179,11 +186,15 @@ func TestInbox(t *testing.T) {
 			t.Errorf("%s: reason %q does not say %q", tc.name, b, tc.why)
 		}
 	}
+	if out := n.cli(t, "app", "list"); strings.Contains(out, "com.example.typo") || strings.Contains(out, "com.example.nope") {
+		t.Fatalf("a refused bundle created its app:\n%s", out)
+	}
 	// 4. A bundle for an app that does not exist yet, encrypted with
-	// release.yaml's key: the app is created with that key's public half.
+	// release.yaml's key and opting in with create_app: the app is
+	// created with that key's public half.
 	tmp = filepath.Join(dir, ".tmp-new")
 	copyFiles(t, filepath.Join(vec, "src-1.0.1"), tmp, nil)
-	writeFile(t, filepath.Join(tmp, "release.yaml"), "app: com.example.fresh\nversion: 1.0.1\nchannel: production\nkey: "+
+	writeFile(t, filepath.Join(tmp, "release.yaml"), "app: com.example.fresh\nversion: 1.0.1\nchannel: production\ncreate_app: true\nkey: "+
 		filepath.Join(vec, "test_private_key.pem")+"\n")
 	if err := os.Rename(tmp, filepath.Join(dir, "new")); err != nil {
 		t.Fatal(err)
@@ -199,7 +210,12 @@ func TestInbox(t *testing.T) {
 	}
 	sameTree(t, filepath.Join(vec, "src-1.0.1"), dev.CurrentDir())
 
-	if c := w.Counts(); c.Published != 3 || c.Failed != 5 {
+	b, _ = os.ReadFile(filepath.Join(dir, "done", "new.published.json"))
+	if err := json.Unmarshal(b, &note); err != nil || !note.Release.CreatedApp {
+		t.Fatalf("done note of the bundle that created its app: %s", b)
+	}
+
+	if c := w.Counts(); c.Published != 3 || c.Failed != 8 {
 		t.Fatalf("counts %+v", c)
 	}
 

@@ -18,6 +18,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,6 +105,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("GET /admin/v1/apps", a.listApps)
 	h("POST /admin/v1/apps", a.createApp)
 	h("GET /admin/v1/apps/{app}", a.getApp)
+	h("DELETE /admin/v1/apps/{app}", a.deleteApp)
 	h("POST /admin/v1/objects", a.upload)
 	h("GET /admin/v1/apps/{app}/releases", a.listReleases)
 	h("POST /admin/v1/apps/{app}/releases", a.createRelease)
@@ -333,6 +335,54 @@ func (a *API) createApp(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusCreated, appInfo(a.cons.State().App(req.ID)), nil
+}
+
+// DeletedApp is the answer of DELETE /admin/v1/apps/{app}: what went
+// with the app.
+type DeletedApp struct {
+	Status   string `json:"status"`
+	ID       string `json:"id"`
+	Releases int    `json:"releases"`
+	Channels int    `json:"channels"`
+	Devices  int    `json:"devices"`
+}
+
+// deleteApp removes an app. ?force=true also removes its releases and
+// channels; a live rollout always refuses it. The checks are made here
+// first for a message that says what to run, and again by the state
+// machine, which decides.
+func (a *API) deleteApp(r *http.Request) (int, any, error) {
+	app, err := a.app(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	force := false
+	if v := r.URL.Query().Get("force"); v != "" {
+		if force, err = strconv.ParseBool(v); err != nil {
+			return 0, nil, bad("force=%q: want true or false", v)
+		}
+	}
+	id := app.App.ID
+	for _, name := range app.ChannelNames() {
+		if ro := app.Channels[name].Rollout; ro.Live() {
+			return 0, nil, &apiError{http.StatusConflict, "conflict", fmt.Sprintf(
+				"app %s has a %s rollout of %s on channel %s: devices are being moved by it; "+
+					"finish it first with `mirrord rollout abort %s %s` (or `rollout promote`), then delete the app",
+				id, ro.State, ro.Version, name, id, name)}
+		}
+	}
+	if !force && (len(app.Releases) > 0 || len(app.Channels) > 0) {
+		return 0, nil, &apiError{http.StatusConflict, "conflict", fmt.Sprintf(
+			"app %s still has %d release(s) and %d channel(s), which devices may be using; "+
+				"`mirrord app delete %s --force` (DELETE ...?force=true) deletes them with the app, "+
+				"together with its device overrides and statistics", id, len(app.Releases), len(app.Channels), id)}
+	}
+	out := DeletedApp{Status: "deleted", ID: id, Releases: len(app.Releases), Channels: len(app.Channels), Devices: len(app.Devices)}
+	if _, err := a.cons.Apply(r.Context(), consensus.AppDelete{ID: id, Force: force}); err != nil {
+		return 0, nil, err
+	}
+	a.log.Info("app deleted", "app", id, "releases", out.Releases, "channels", out.Channels, "devices", out.Devices, "force", force)
+	return http.StatusOK, out, nil
 }
 
 // ---- objects ----

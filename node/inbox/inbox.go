@@ -16,6 +16,10 @@
 // seen without release.yaml is being copied: it waits for READY however
 // long the copy takes, so a half-copied bundle is never published.
 //
+// A bundle naming an app the cluster does not know is refused (to
+// failed/, with the `mirrord app create` line to run) unless its
+// release.yaml says create_app: true.
+//
 // Publishing is idempotent by content: a journal (a JSON file beside the
 // node's data) maps the SHA-256 of each bundle's files to its release,
 // written before the publish starts and after it ends. After a restart,
@@ -72,6 +76,11 @@ type Meta struct {
 	// the Capgo CLI (`npx @capgo/cli bundle encrypt`).
 	SessionKey string `yaml:"session_key,omitempty" json:"session_key,omitempty"`
 	Checksum   string `yaml:"checksum,omitempty" json:"checksum,omitempty"`
+	// CreateApp lets the inbox create App when the cluster does not know
+	// it (with the public half of Key when the bundle is encrypted).
+	// Without it, a bundle for an unknown app is refused: a typo in the
+	// app id must not make a new app that no device asks for.
+	CreateApp bool `yaml:"create_app,omitempty" json:"create_app,omitempty"`
 }
 
 // ZipName is the encrypted zip a bundle with a session key holds.
@@ -88,7 +97,7 @@ func ParseMeta(b []byte) (Meta, error) {
 		}
 		msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  ")
 		if i, j := strings.Index(msg, "field "), strings.Index(msg, " not found in type "); i >= 0 && j > i {
-			msg = msg[:i] + fmt.Sprintf("unknown key %q (known: app, version, channel, min_native, key, session_key, checksum)", msg[i+len("field "):j])
+			msg = msg[:i] + fmt.Sprintf("unknown key %q (known: app, version, channel, min_native, key, session_key, checksum, create_app)", msg[i+len("field "):j])
 		}
 		return m, fmt.Errorf("release.yaml: %s", msg)
 	}
@@ -101,6 +110,9 @@ func ParseMeta(b []byte) (Meta, error) {
 		return m, errors.New("release.yaml: session_key and checksum go together")
 	case m.SessionKey != "" && m.Key != "":
 		return m, errors.New("release.yaml: use key (mirrord encrypts) or session_key+checksum (bundle.zip is already encrypted), not both")
+	case m.SessionKey != "" && m.CreateApp:
+		return m, fmt.Errorf("release.yaml: create_app cannot be used with session_key: an already encrypted bundle does not carry "+
+			"the app's public key; create the app first with `mirrord app create %s --public-key PUB.pem`", m.App)
 	}
 	return m, nil
 }
@@ -459,7 +471,7 @@ func (w *Watcher) load(name, dir string) (Bundle, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, MetaFile))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return b, errors.New("no release.yaml in the bundle directory (keys: app, version, channel, min_native, key or session_key + checksum)")
+			return b, errors.New("no release.yaml in the bundle directory (keys: app, version, channel, min_native, key or session_key + checksum, create_app)")
 		}
 		return b, err
 	}

@@ -18,7 +18,9 @@ func TestParseMeta(t *testing.T) {
 		name, in, err string
 	}{
 		{"minimal", "app: a.b\nversion: 1.0.0\n", ""},
-		{"all", "app: a.b\nversion: 1.0.0\nchannel: beta\nmin_native: 1.0.0\nkey: k.pem\n", ""},
+		{"all", "app: a.b\nversion: 1.0.0\nchannel: beta\nmin_native: 1.0.0\nkey: k.pem\ncreate_app: true\n", ""},
+		{"create app with session key", "app: a.b\nversion: 1\nsession_key: x\nchecksum: y\ncreate_app: true\n", "create_app cannot be used with session_key"},
+		{"create app not a bool", "app: a.b\nversion: 1\ncreate_app: please\n", "cannot unmarshal"},
 		{"session key", "app: a.b\nversion: 1\nsession_key: iv:key\nchecksum: abc\n", ""},
 		{"empty", "", "empty"},
 		{"unknown key", "app: a.b\nversion: 1\nchanel: beta\n", `unknown key "chanel"`},

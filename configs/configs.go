@@ -60,6 +60,11 @@ type Replication struct {
 	// DiskBudget caps the block store; 0 = no cap. Past it, uploads are
 	// refused with 507.
 	DiskBudget ByteSize `yaml:"disk_budget"`
+	// MinFree is the free space kept on the block store's file system:
+	// uploads that would leave less are refused with 507 and objects are
+	// not fetched. 0 = 5% of the file system, at least 1GiB (at most a
+	// quarter of a small one).
+	MinFree ByteSize `yaml:"min_free"`
 }
 
 // Node is where the node keeps its data and how it is reached.
@@ -307,6 +312,9 @@ func (c Config) Validate() error {
 	}
 	if c.Replication.DiskBudget < 0 {
 		return errors.New("replication.disk_budget: must not be negative")
+	}
+	if c.Replication.MinFree < 0 {
+		return errors.New("replication.min_free: must not be negative")
 	}
 	if c.Stats.MaxBytes < 1<<20 {
 		return errors.New("stats.max_bytes: must be at least 1MiB")

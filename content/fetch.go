@@ -62,7 +62,15 @@ type FetchOptions struct {
 	Rank, Of int
 	// Progress, if set, is called after each batch.
 	Progress func(FetchStats)
+	// Room, if set, is asked before each batch of blocks is requested,
+	// with the most bytes the batch can take; an error stops the fetch,
+	// so that a fetch stops short of filling the disk.
+	Room func(n int64) error
 }
+
+// maxBlock bounds the size of the blocks Add makes: leaves are buzhash
+// chunks of at most 512 KiB, internal nodes a few KiB of links.
+const maxBlock = 512 << 10
 
 // fetchBatch is how many blocks one request to the exchange names.
 const fetchBatch = 256
@@ -76,7 +84,21 @@ func (s *Store) Fetch(ctx context.Context, root cid.Cid, progress func(FetchStat
 }
 
 // FetchWith is Fetch with options.
+//
+// The block service writes fetched blocks and, when a write fails, only
+// logs it and stops delivering; so a fetch that saw a store fail for want
+// of space stops at once with ErrNoSpace instead of waiting for blocks
+// that will never be written.
 func (s *Store) FetchWith(ctx context.Context, root cid.Cid, opt FetchOptions) (FetchStats, error) {
+	ns := s.gbs.noSpace.Load()
+	st, err := s.fetchWith(ctx, root, opt, ns)
+	if err != nil && !errors.Is(err, ErrNoSpace) && s.gbs.noSpace.Load() != ns {
+		err = fmt.Errorf("%w: fetch %s: %w", ErrNoSpace, root, err)
+	}
+	return st, noSpace(err)
+}
+
+func (s *Store) fetchWith(ctx context.Context, root cid.Cid, opt FetchOptions, ns int64) (FetchStats, error) {
 	var st FetchStats
 	level := []cid.Cid{root}
 	for len(level) > 0 {
@@ -115,7 +137,7 @@ func (s *Store) FetchWith(ctx context.Context, root cid.Cid, opt FetchOptions) (
 			groups = [][]cid.Cid{mine, rest}
 		}
 		for _, g := range groups {
-			links, err := s.fetchGroup(ctx, root, g, &st, opt.Progress)
+			links, err := s.fetchGroup(ctx, root, g, &st, opt, ns)
 			if err != nil {
 				return st, err
 			}
@@ -165,7 +187,7 @@ var (
 
 // fetchGroup fetches missing blocks in one session, in a random order,
 // and returns the links of the internal nodes among them.
-func (s *Store) fetchGroup(ctx context.Context, root cid.Cid, missing []cid.Cid, st *FetchStats, progress func(FetchStats)) ([]cid.Cid, error) {
+func (s *Store) fetchGroup(ctx context.Context, root cid.Cid, missing []cid.Cid, st *FetchStats, opt FetchOptions, ns int64) ([]cid.Cid, error) {
 	if len(missing) == 0 {
 		return nil, nil
 	}
@@ -173,7 +195,7 @@ func (s *Store) fetchGroup(ctx context.Context, root cid.Cid, missing []cid.Cid,
 	var next []cid.Cid
 	stalls := 0
 	for len(missing) > 0 {
-		got, links, err := s.fetchRound(ctx, missing, st, progress)
+		got, links, err := s.fetchRound(ctx, missing, st, opt)
 		if err != nil {
 			return nil, err
 		}
@@ -196,6 +218,9 @@ func (s *Store) fetchGroup(ctx context.Context, root cid.Cid, missing []cid.Cid,
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("content: fetch %s: %d blocks still missing: %w", root, len(missing), err)
 		}
+		if s.gbs.noSpace.Load() != ns {
+			return nil, fmt.Errorf("%w: fetch %s: %d blocks could not be written", ErrNoSpace, root, len(missing))
+		}
 		if stalls >= stallRetries {
 			return nil, fmt.Errorf("%w: fetch %s: %d blocks not received from any peer", ErrNotFound, root, len(missing))
 		}
@@ -205,7 +230,7 @@ func (s *Store) fetchGroup(ctx context.Context, root cid.Cid, missing []cid.Cid,
 
 // fetchRound asks one new session for missing, batch by batch, until
 // everything arrived or no block came for stallTimeout.
-func (s *Store) fetchRound(ctx context.Context, missing []cid.Cid, st *FetchStats, progress func(FetchStats)) (map[cid.Cid]bool, []cid.Cid, error) {
+func (s *Store) fetchRound(ctx context.Context, missing []cid.Cid, st *FetchStats, opt FetchOptions) (map[cid.Cid]bool, []cid.Cid, error) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ses := blockservice.NewSession(rctx, s.bserv)
@@ -215,6 +240,11 @@ func (s *Store) fetchRound(ctx context.Context, missing []cid.Cid, st *FetchStat
 	defer stall.Stop()
 	for start := 0; start < len(missing); start += fetchBatch {
 		batch := missing[start:min(start+fetchBatch, len(missing))]
+		if opt.Room != nil {
+			if err := opt.Room(int64(len(batch)) * maxBlock); err != nil {
+				return nil, nil, err
+			}
+		}
 		want := make(map[cid.Cid]bool, len(batch))
 		for _, c := range batch {
 			want[c] = true
@@ -249,8 +279,8 @@ func (s *Store) fetchRound(ctx context.Context, missing []cid.Cid, st *FetchStat
 		if len(want) > 0 {
 			return got, next, nil
 		}
-		if progress != nil {
-			progress(*st)
+		if opt.Progress != nil {
+			opt.Progress(*st)
 		}
 	}
 	return got, next, nil

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/boxo/blockstore"
@@ -26,8 +27,10 @@ type GCOptions struct {
 	// upload's blocks are stored before the release that references them
 	// commits. A block's age counts from the last time it was stored,
 	// including a store of a block that was already present (an upload
-	// that shares blocks with an older object refreshes them). With
-	// Grace 0, GC is not safe against a concurrent Add.
+	// that shares blocks with an older object refreshes them). Blocks
+	// of an Add still running are kept whatever their age, so Grace 0
+	// is safe against a concurrent Add; but an object that Add returned
+	// is then removed before its release can reference it.
 	Grace time.Duration
 }
 
@@ -65,6 +68,165 @@ type gcBlockstore struct {
 
 	mu   sync.RWMutex // Put/PutMany: R; GC deletions: W
 	gcMu sync.Mutex   // one GC at a time
+
+	// inflight holds the blocks stored by Adds that have not ended, by
+	// multihash. GC keeps them whatever their age, and a failed Add
+	// undoes its stores only of the blocks no one stored after it.
+	claimMu   sync.Mutex
+	inflight  map[string]*inflightBlock
+	lastClaim uint64
+
+	// noSpace counts stores that failed for want of space (ENOSPC or
+	// EDQUOT), so that a fetch whose blocks the block service could
+	// not write can say why (see FetchWith).
+	noSpace atomic.Int64
+}
+
+// inflightBlock is a block stored by at least one running Add.
+type inflightBlock struct {
+	claims int    // running Adds that stored it
+	last   uint64 // the Add that stored it last; 0 if anything else did
+}
+
+// addClaim records what one Add stored, so that when it fails its
+// blocks become collectable at once instead of after the grace period.
+// Its stores carry it in their context (see withClaim).
+type addClaim struct {
+	id     uint64
+	mu     sync.Mutex
+	stored map[string]claimedBlock // by multihash
+}
+
+// claimedBlock is the first store of a block by one Add.
+type claimedBlock struct {
+	c        cid.Cid
+	created  bool      // the Add wrote it; else it refreshed a stored one
+	prev     time.Time // the refreshed block's age before the refresh
+	recorded bool      // the store looked at the block (see record)
+}
+
+type claimKey struct{}
+
+func withClaim(ctx context.Context, cl *addClaim) context.Context {
+	return context.WithValue(ctx, claimKey{}, cl)
+}
+
+func claimFrom(ctx context.Context) *addClaim {
+	cl, _ := ctx.Value(claimKey{}).(*addClaim)
+	return cl
+}
+
+// collectable is the age a failed Add gives the blocks it wrote: older
+// than any grace period, so the next GC removes them unless a kept
+// object reaches them.
+var collectable = time.Unix(1, 0)
+
+// beginAdd starts tracking the blocks of one Add.
+func (g *gcBlockstore) beginAdd() *addClaim {
+	g.claimMu.Lock()
+	defer g.claimMu.Unlock()
+	g.lastClaim++
+	return &addClaim{id: g.lastClaim, stored: map[string]claimedBlock{}}
+}
+
+// note registers the stores of bs before they happen: by cl (an Add)
+// or, when cl is nil, by anything else (a fetch), which makes the
+// blocks no longer any failed Add's to undo. Called with mu held for
+// reading, so GC cannot sweep in between.
+func (g *gcBlockstore) note(cl *addClaim, bs []blocks.Block) {
+	g.claimMu.Lock()
+	defer g.claimMu.Unlock()
+	if cl == nil {
+		if len(g.inflight) == 0 {
+			return
+		}
+		for _, b := range bs {
+			if e := g.inflight[string(b.Cid().Hash())]; e != nil {
+				e.last = 0
+			}
+		}
+		return
+	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if g.inflight == nil {
+		g.inflight = map[string]*inflightBlock{}
+	}
+	for _, b := range bs {
+		k := string(b.Cid().Hash())
+		e := g.inflight[k]
+		if e == nil {
+			e = &inflightBlock{}
+			g.inflight[k] = e
+		}
+		if _, again := cl.stored[k]; !again {
+			e.claims++
+			// record says what the store found; a block it never
+			// looked at is left as it is when the Add fails.
+			cl.stored[k] = claimedBlock{c: b.Cid()}
+		}
+		e.last = cl.id
+	}
+}
+
+// record notes how cl's first store of a block found it.
+func (cl *addClaim) record(c cid.Cid, created bool, prev time.Time) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	k := string(c.Hash())
+	if cl.stored[k].recorded {
+		// A repeated block of the same object: the first store tells
+		// what the Add found.
+		return
+	}
+	cl.stored[k] = claimedBlock{c: c, created: created, prev: prev, recorded: true}
+}
+
+// endAdd stops tracking cl. When the Add failed, each block it was the
+// last to store and no other running Add stored goes back to the age it
+// had before (refreshed blocks) or becomes collectable at once (blocks
+// it wrote). A block that a kept object reaches stays whatever its age,
+// so this never loses a block a committed release needs; one that an
+// Add which returned stored after this one keeps that Add's age.
+func (g *gcBlockstore) endAdd(cl *addClaim, failed bool) {
+	g.claimMu.Lock()
+	defer g.claimMu.Unlock()
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for k, cb := range cl.stored {
+		e := g.inflight[k]
+		if e == nil {
+			continue
+		}
+		e.claims--
+		mine := e.last == cl.id
+		if mine {
+			e.last = 0
+		}
+		if e.claims > 0 {
+			// Another running Add stored it: it stays in flight.
+			continue
+		}
+		delete(g.inflight, k)
+		if !failed || !mine || !cb.recorded {
+			continue
+		}
+		at := collectable
+		if !cb.created {
+			at = cb.prev
+		}
+		// Best effort: a block that is gone needs nothing, and one whose
+		// age cannot be set back is only kept for the grace period.
+		_ = os.Chtimes(g.blockPath(cb.c), at, at)
+	}
+	cl.stored = nil
+}
+
+// claimed reports whether a running Add stored the block (mu held).
+func (g *gcBlockstore) claimed(c cid.Cid) bool {
+	g.claimMu.Lock()
+	defer g.claimMu.Unlock()
+	return g.inflight[string(c.Hash())] != nil
 }
 
 func newGCBlockstore(dir string, fds *flatfs.Datastore) (*gcBlockstore, error) {
@@ -118,31 +280,61 @@ func (g *gcBlockstore) touch(c cid.Cid) (bool, error) {
 }
 
 func (g *gcBlockstore) Put(ctx context.Context, b blocks.Block) error {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	if ok, err := g.touch(b.Cid()); ok || err != nil {
-		return err
-	}
-	return g.Blockstore.Put(ctx, b)
+	return g.put(ctx, []blocks.Block{b})
 }
 
 func (g *gcBlockstore) PutMany(ctx context.Context, bs []blocks.Block) error {
+	return g.put(ctx, bs)
+}
+
+// put stores the blocks that are missing and refreshes the age of those
+// already stored. The stores of an Add are recorded in its claim.
+func (g *gcBlockstore) put(ctx context.Context, bs []blocks.Block) error {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
+	cl := claimFrom(ctx)
+	g.note(cl, bs)
 	missing := make([]blocks.Block, 0, len(bs))
 	for _, b := range bs {
+		var prev time.Time
+		if cl != nil {
+			info, err := os.Stat(g.blockPath(b.Cid()))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("content: store block %s: %w", b.Cid(), err)
+			}
+			if err == nil {
+				prev = info.ModTime()
+			}
+		}
 		ok, err := g.touch(b.Cid())
 		if err != nil {
-			return err
+			return g.failed(err)
+		}
+		if cl != nil {
+			cl.record(b.Cid(), !ok, prev)
 		}
 		if !ok {
 			missing = append(missing, b)
 		}
 	}
-	if len(missing) == 0 {
+	var err error
+	switch len(missing) {
+	case 0:
 		return nil
+	case 1:
+		err = g.Blockstore.Put(ctx, missing[0])
+	default:
+		err = g.Blockstore.PutMany(ctx, missing)
 	}
-	return g.Blockstore.PutMany(ctx, missing)
+	return g.failed(err)
+}
+
+// failed counts a store that failed for want of space.
+func (g *gcBlockstore) failed(err error) error {
+	if IsNoSpace(err) {
+		g.noSpace.Add(1)
+	}
+	return err
 }
 
 // allKeys lists the stored blocks (as raw CIDv1s of their multihashes).
@@ -176,8 +368,9 @@ func (g *gcBlockstore) allKeys(ctx context.Context, fn func(cid.Cid)) error {
 // still referenced) and older than opts.Grace, and every cache copy
 // (dir-cache/<cid>) whose CID is not in keep. Reachability walks only
 // blocks present locally (missing blocks are fine: replication may be
-// incomplete). It must be safe against concurrent Add: never delete a
-// block written within Grace.
+// incomplete). It is safe against concurrent Add: it never deletes a
+// block written within Grace or stored by an Add still running. The
+// blocks a failed Add wrote are older than any Grace (see endAdd).
 //
 // Blocks are compared by multihash, so a block shared by a kept and a
 // dropped object stays. A kept internal node that is present but does
@@ -284,7 +477,7 @@ func (s *Store) sweep(ctx context.Context, cands []cid.Cid, grace time.Duration,
 		if err != nil {
 			return fmt.Errorf("content: gc: %w", err)
 		}
-		if now.Sub(info.ModTime()) < grace {
+		if now.Sub(info.ModTime()) < grace || g.claimed(c) {
 			res.BlocksKept++
 			continue
 		}

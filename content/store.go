@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
@@ -31,6 +33,24 @@ var ErrNotFound = errors.New("content: object not found")
 // ErrCorrupt is returned when a stored block does not hash to its CID.
 var ErrCorrupt = errors.New("content: stored block does not match its CID")
 
+// ErrNoSpace wraps a failure to store because the file system holding
+// the store is full (ENOSPC) or over its quota (EDQUOT).
+var ErrNoSpace = errors.New("content: no space left on the store's file system")
+
+// IsNoSpace reports whether err is a failure for want of space.
+func IsNoSpace(err error) bool {
+	return errors.Is(err, ErrNoSpace) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// noSpace marks err with ErrNoSpace when it is a failure for want of
+// space, so callers need not know the errnos.
+func noSpace(err error) error {
+	if err != nil && !errors.Is(err, ErrNoSpace) && IsNoSpace(err) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
+
 // Store keeps objects (zips, manifest files) as DAGs of blocks in a boxo
 // blockstore on a flatfs datastore under a directory. Every block is
 // verified against its CID when read.
@@ -47,6 +67,7 @@ type Store struct {
 	gbs      *gcBlockstore // the bottom of bs, on flatfs (see gc.go)
 	bserv    blockservice.BlockService
 	dag      ipld.DAGService
+	minFree  atomic.Int64 // bytes to keep free; 0: DefaultMinFree
 }
 
 // OpenStore opens (creating if needed) the block store in dir. An object
@@ -111,10 +132,23 @@ type Object struct {
 
 // Add chunks r (content-defined buzhash chunks, so that an insertion does
 // not shift every later block), stores the blocks and returns the root.
-func (s *Store) Add(ctx context.Context, r io.Reader) (Object, error) {
-	cr := &countingReader{r: r}
+// When Add fails (r fails, ctx ends, the disk is full) it undoes what it
+// did to ages: the blocks it wrote are left for the next GC to remove
+// whatever its grace period, and the ones it refreshed get their old age
+// back, unless another Add stored them since (see endAdd); GC still
+// keeps whatever a kept object reaches. A failure for want of space is
+// ErrNoSpace.
+func (s *Store) Add(ctx context.Context, r io.Reader) (obj Object, err error) {
+	cl := s.gbs.beginAdd()
+	defer func() {
+		s.gbs.endAdd(cl, err != nil)
+		err = noSpace(err)
+	}()
+	cr := &countingReader{r: r, ctx: ctx}
 	params := helpers.DagBuilderParams{
-		Dagserv:    s.dag,
+		// The importer stores with context.TODO(): claimDAG hands the
+		// block store a context that names this Add.
+		Dagserv:    claimDAG{DAGService: s.dag, ctx: withClaim(ctx, cl)},
 		Maxlinks:   helpers.DefaultLinksPerBlock,
 		RawLeaves:  true,
 		CidBuilder: merkledag.V1CidPrefix(),
@@ -130,19 +164,76 @@ func (s *Store) Add(ctx context.Context, r io.Reader) (Object, error) {
 	if err := s.sync(); err != nil {
 		return Object{}, err
 	}
-	_ = ctx // the importer takes no context; writes are local
 	return Object{CID: nd.Cid(), Size: cr.n}, nil
 }
 
+// claimDAG stores nodes with a fixed context (that of an Add).
+type claimDAG struct {
+	ipld.DAGService
+	ctx context.Context
+}
+
+func (d claimDAG) Add(_ context.Context, nd ipld.Node) error {
+	return d.DAGService.Add(d.ctx, nd)
+}
+
+func (d claimDAG) AddMany(_ context.Context, nds []ipld.Node) error {
+	return d.DAGService.AddMany(d.ctx, nds)
+}
+
+// countingReader counts the bytes read and stops when ctx ends (the
+// uploading client went away).
 type countingReader struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	ctx context.Context
+	n   int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// Space is the room on the file system that holds a store.
+type Space struct {
+	Size int64 `json:"size_bytes"` // the file system's size
+	Free int64 `json:"free_bytes"` // available to the node
+	// MinFree is what the node keeps free: uploads and fetches that
+	// would leave less are refused, cache copies are not made.
+	MinFree int64 `json:"min_free_bytes"`
+}
+
+// DefaultMinFree is the free space kept on a file system of size bytes
+// when none is set: 5% of it and at least 1 GiB (room for the raft log,
+// the stats log and a GC to run), but at most a quarter of a small one.
+func DefaultMinFree(size int64) int64 {
+	return max(0, min(max(1<<30, size/20), size/4))
+}
+
+// SetMinFree sets the bytes to keep free (see Space); n <= 0 restores
+// DefaultMinFree.
+func (s *Store) SetMinFree(n int64) { s.minFree.Store(max(n, 0)) }
+
+// Space reports the room on the store's file system (statfs).
+func (s *Store) Space() (Space, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.dir, &st); err != nil {
+		return Space{}, fmt.Errorf("content: statfs %s: %w", s.dir, err)
+	}
+	unit := int64(st.Frsize)
+	if unit <= 0 {
+		unit = int64(st.Bsize)
+	}
+	sp := Space{Size: int64(st.Blocks) * unit, Free: int64(st.Bavail) * unit}
+	sp.MinFree = s.minFree.Load()
+	if sp.MinFree == 0 {
+		sp.MinFree = DefaultMinFree(sp.Size)
+	}
+	return sp, nil
 }
 
 // File is an open stored object.
@@ -246,6 +337,10 @@ func (s *Store) OpenCached(ctx context.Context, c cid.Cid) (File, error) {
 	return f, nil
 }
 
+// errCacheNoRoom stops a cache copy that would eat into the free space
+// kept for uploads and the node's own logs.
+var errCacheNoRoom = errors.New("content: no room for a cache copy")
+
 func (s *Store) materialize(c cid.Cid, p string) error {
 	ctx := context.Background()
 	src, err := s.Open(ctx, c)
@@ -253,6 +348,12 @@ func (s *Store) materialize(c cid.Cid, p string) error {
 		return err
 	}
 	defer src.Close()
+	// The copy is a convenience (sendfile): serving from the blocks works
+	// without it, so it is not made when it would take the free space
+	// below the margin (nor retried by every download of a full node).
+	if sp, err := s.Space(); err == nil && sp.Free-int64(src.Size()) < sp.MinFree {
+		return errCacheNoRoom
+	}
 	tmp, err := os.CreateTemp(s.cacheDir, ".tmp-*")
 	if err != nil {
 		return err
@@ -352,7 +453,7 @@ func (s *Store) sync() error {
 	}
 	defer d.Close()
 	if err := unix.Syncfs(int(d.Fd())); err != nil {
-		return fmt.Errorf("content: syncfs %s: %w", s.dir, err)
+		return noSpace(fmt.Errorf("content: syncfs %s: %w", s.dir, err))
 	}
 	return nil
 }

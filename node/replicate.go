@@ -36,6 +36,7 @@ type BlockStore interface {
 	Count(ctx context.Context, root cid.Cid) (held, known int, err error)
 	GC(ctx context.Context, keep []cid.Cid, opts content.GCOptions) (content.GCResult, error)
 	DiskUsage() (int64, error)
+	Space() (content.Space, error)
 }
 
 // StateSource is the replicated metadata replication follows.
@@ -67,7 +68,9 @@ type ReplicatorConfig struct {
 	GCGrace    time.Duration
 	// DiskBudget, when > 0, is the bytes the store should stay under;
 	// exceeding it triggers a GC and a warning (and uploads are refused
-	// by the admin API).
+	// by the admin API). Whether or not it is set, the store's file
+	// system keeps content.Space.MinFree free: below it GC runs early,
+	// uploads are refused and objects are not fetched.
 	DiskBudget int64
 	Log        *slog.Logger
 }
@@ -82,6 +85,7 @@ type Replicator struct {
 	mu      sync.Mutex
 	objects map[string]*objectState // by root CID
 	kick    chan struct{}
+	gcNow   chan struct{} // CollectSoon
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -121,7 +125,7 @@ func NewReplicator(cfg ReplicatorConfig) *Replicator {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Replicator{cfg: cfg, log: cfg.Log, objects: map[string]*objectState{},
-		kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+		kick: make(chan struct{}, 1), gcNow: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 }
 
 // eagerRoots lists the objects of rel this node fetches without waiting
@@ -158,6 +162,16 @@ func (r *Replicator) Kick() {
 	}
 }
 
+// CollectSoon makes the loop run a GC now, whatever the interval: an
+// upload failed, and the blocks it wrote (collectable at once, see
+// content.Store.Add) should give their space back before the next one.
+func (r *Replicator) CollectSoon() {
+	select {
+	case r.gcNow <- struct{}{}:
+	default:
+	}
+}
+
 func (r *Replicator) loop() {
 	defer r.wg.Done()
 	ch, unsub := r.cfg.State.Subscribe()
@@ -166,6 +180,7 @@ func (r *Replicator) loop() {
 	nextScrub := time.Now().Add(max(scrubEvery, time.Minute))
 	nextGC := time.Now().Add(time.Minute)
 	var lastGC time.Time
+	gcAsked := false
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -175,7 +190,8 @@ func (r *Replicator) loop() {
 			nextScrub = now.Add(scrubEvery)
 		}
 		// Over the disk budget GC runs early, but at most once a minute.
-		if (gcEvery > 0 && now.After(nextGC)) || (now.After(lastGC.Add(time.Minute)) && r.overBudget()) {
+		if gcAsked || (gcEvery > 0 && now.After(nextGC)) || (now.After(lastGC.Add(time.Minute)) && r.overBudget()) {
+			gcAsked = false
 			if _, err := r.GC(r.ctx); err != nil && r.ctx.Err() == nil {
 				r.log.Warn("block garbage collection failed", "err", err)
 			}
@@ -189,6 +205,8 @@ func (r *Replicator) loop() {
 			return
 		case <-ch:
 		case <-r.kick:
+		case <-r.gcNow:
+			gcAsked = true
 		case <-timer.C:
 		}
 	}
@@ -256,11 +274,18 @@ func (r *Replicator) fetch(o *objectState) {
 	ok, err := r.cfg.Store.Complete(ctx, o.root)
 	var fs content.FetchStats
 	if err == nil && !ok {
+		// Fetching into the last free space would leave none for the
+		// raft log and uploads; retry once GC or the operator made room.
+		err = r.checkFree(0, "fetching more")
+	}
+	if err == nil && !ok {
 		start := time.Now()
 		opt := content.FetchOptions{Progress: func(p content.FetchStats) {
 			r.mu.Lock()
 			o.fetched = p
 			r.mu.Unlock()
+		}, Room: func(n int64) error {
+			return r.checkFree(n, "fetching "+iec(n)+" more")
 		}}
 		if r.cfg.Share != nil {
 			opt.Rank, opt.Of = r.cfg.Share()
@@ -325,6 +350,17 @@ func (r *Replicator) Scrub(ctx context.Context) int {
 // GC removes blocks that no release references (keeping recent uploads
 // for GCGrace).
 func (r *Replicator) GC(ctx context.Context) (content.GCResult, error) {
+	return r.Collect(ctx, -1)
+}
+
+// Collect is GC with another grace period; grace < 0 means GCGrace.
+// Grace 0 also removes objects uploaded for a release not created yet
+// (a publish running at that moment fails at its release step), not
+// those of uploads still running.
+func (r *Replicator) Collect(ctx context.Context, grace time.Duration) (content.GCResult, error) {
+	if grace < 0 {
+		grace = r.cfg.GCGrace
+	}
 	st := r.cfg.State.State()
 	var keep []cid.Cid
 	for _, app := range st.Apps {
@@ -336,7 +372,7 @@ func (r *Replicator) GC(ctx context.Context) (content.GCResult, error) {
 			}
 		}
 	}
-	res, err := r.cfg.Store.GC(ctx, keep, content.GCOptions{Grace: r.cfg.GCGrace})
+	res, err := r.cfg.Store.GC(ctx, keep, content.GCOptions{Grace: grace})
 	if err != nil {
 		return res, err
 	}
@@ -344,39 +380,98 @@ func (r *Replicator) GC(ctx context.Context) (content.GCResult, error) {
 		r.log.Info("removed unreferenced blocks", "blocks", res.BlocksRemoved, "bytes", res.BytesFreed, "cache_files", res.CacheFilesRemoved)
 	}
 	if r.overBudget() {
-		used, _ := r.cfg.Store.DiskUsage()
-		r.log.Warn("block store is over its disk budget after GC: uploads are refused until releases are deleted",
-			"used", used, "budget", r.cfg.DiskBudget)
+		d := r.Disk()
+		r.log.Warn("block store is over its disk budget or its file system below its free-space margin after GC: uploads are refused until releases are deleted or space is freed",
+			"used", d.Used, "budget", d.Budget, "free", d.Free, "min_free", d.MinFree)
 	}
 	return res, nil
 }
 
+// overBudget reports whether the store is past its disk budget or its
+// file system has less than the margin free.
 func (r *Replicator) overBudget() bool {
-	if r.cfg.DiskBudget <= 0 {
-		return false
+	if r.cfg.DiskBudget > 0 {
+		if used, err := r.cfg.Store.DiskUsage(); err == nil && used > r.cfg.DiskBudget {
+			return true
+		}
 	}
-	used, err := r.cfg.Store.DiskUsage()
-	return err == nil && used > r.cfg.DiskBudget
+	sp, err := r.cfg.Store.Space()
+	return err == nil && sp.Free < sp.MinFree
 }
 
 // ErrOverBudget is returned by CheckBudget when the store is full.
 var ErrOverBudget = errors.New("node: block store is over its disk budget")
 
+// ErrLowSpace is returned by CheckBudget when storing would leave less
+// than the free-space margin on the store's file system.
+var ErrLowSpace = errors.New("node: too little free space on the block store's file system")
+
 // CheckBudget returns ErrOverBudget if storing n more bytes would exceed
-// the disk budget.
+// the disk budget, and ErrLowSpace if it would leave less than the
+// margin free on the file system (whether or not a budget is set). If
+// usage or free space cannot be read it lets the store try.
 func (r *Replicator) CheckBudget(n int64) error {
-	if r.cfg.DiskBudget <= 0 {
+	if r.cfg.DiskBudget > 0 {
+		used, err := r.cfg.Store.DiskUsage()
+		if err == nil && used+n > r.cfg.DiskBudget {
+			return fmt.Errorf("%w: %s used + %s new > budget %s: delete old releases and run `mirrord gc`, or raise replication.disk_budget",
+				ErrOverBudget, iec(used), iec(n), iec(r.cfg.DiskBudget))
+		}
+	}
+	what := "storing more"
+	if n > 0 {
+		what = "storing " + iec(n)
+	}
+	return r.checkFree(n, what)
+}
+
+// checkFree returns ErrLowSpace if storing n more bytes would leave less
+// than the margin free; what names the store in the message.
+func (r *Replicator) checkFree(n int64, what string) error {
+	sp, err := r.cfg.Store.Space()
+	if err != nil || sp.Free-n >= sp.MinFree {
 		return nil
 	}
+	return fmt.Errorf("%w: %s free of %s, and %s would leave less than the %s kept free (replication.min_free) for the node's own logs: "+
+		"free space on that disk, delete old releases and run `mirrord gc` (--grace 0 also drops uploads no release uses), "+
+		"or lower replication.min_free", ErrLowSpace, iec(sp.Free), iec(sp.Size), what, iec(sp.MinFree))
+}
+
+// iec formats a byte count for people.
+func iec(n int64) string {
+	const unit = 1024
+	if n < unit && n > -unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, i := float64(n)/unit, 0
+	for (f >= unit || f <= -unit) && i < 4 {
+		f /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", f, "KMGTP"[i])
+}
+
+// DiskStatus is the block store's use of its disk.
+type DiskStatus struct {
+	Used   int64 `json:"used_bytes"`             // blocks and cache copies
+	Budget int64 `json:"budget_bytes,omitempty"` // replication.disk_budget; 0: none
+	content.Space
+	Error string `json:"error,omitempty"`
+}
+
+// Disk reports the block store's use of its disk.
+func (r *Replicator) Disk() DiskStatus {
+	d := DiskStatus{Budget: r.cfg.DiskBudget}
+	var errs []error
 	used, err := r.cfg.Store.DiskUsage()
-	if err != nil {
-		return nil
+	errs = append(errs, err)
+	d.Used = used
+	d.Space, err = r.cfg.Store.Space()
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		d.Error = err.Error()
 	}
-	if used+n > r.cfg.DiskBudget {
-		return fmt.Errorf("%w: %d bytes used + %d new > budget %d (delete old releases, or raise limits.disk_budget)",
-			ErrOverBudget, used, n, r.cfg.DiskBudget)
-	}
-	return nil
+	return d
 }
 
 // Progress reports, per release, the blocks held here and whether every

@@ -33,7 +33,12 @@ type testPeer struct {
 
 func newTestPeer(tb testing.TB) *testPeer {
 	tb.Helper()
-	dir := tb.TempDir()
+	return newTestPeerIn(tb, tb.TempDir())
+}
+
+// newTestPeerIn is newTestPeer with its key and blocks in dir.
+func newTestPeerIn(tb testing.TB, dir string) *testPeer {
+	tb.Helper()
 	h, err := NewHost(HostConfig{Dir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
 	if err != nil {
 		tb.Fatal(err)

@@ -20,8 +20,12 @@ func init() {
 	flagSetups["cluster token"] = client(func(fs *flag.FlagSet) {
 		fs.Duration("ttl", 24*time.Hour, "how long the token can be used")
 	})
-	register(command{name: "gc", help: "Remove blocks no release references from the node's store now (nodes also do it every replication.gc_interval).", run: cmdGC})
-	flagSetups["gc"] = client(nil)
+	register(command{name: "gc", help: "Remove blocks no release references from the node's store now (nodes also do it every replication.gc_interval).\n" +
+		"Uploads younger than replication.gc_grace are kept (they may await their release); --grace 0 removes\n" +
+		"them too, so run it when no publish is in progress (one would fail at its release step).", run: cmdGC})
+	flagSetups["gc"] = client(func(fs *flag.FlagSet) {
+		fs.String("grace", "", "keep unreferenced blocks younger than this, instead of the node's replication.gc_grace (0 = none)")
+	})
 	register(command{name: "cluster remove", args: "NODE_ID", help: "Remove a node from the cluster (its id is in `mirrord status`).", run: cmdClusterRemove})
 	flagSetups["cluster remove"] = client(nil)
 }
@@ -72,8 +76,15 @@ func cmdGC(ctx context.Context, env *cmdEnv) error {
 	if err != nil {
 		return err
 	}
+	var req any
+	if g := flagString(env.fs, "grace"); g != "" {
+		if d, err := time.ParseDuration(g); err != nil || d < 0 {
+			return fmt.Errorf("--grace %q: want a duration of 0 or more, like 0, 10m or 1h", g)
+		}
+		req = adminapi.GCRequest{Grace: g}
+	}
 	var out content.GCResult
-	if err := c.do(ctx, "POST", "/admin/v1/gc", nil, &out); err != nil {
+	if err := c.do(ctx, "POST", "/admin/v1/gc", req, &out); err != nil {
 		return err
 	}
 	if flagBool(env.fs, "json") {
@@ -138,6 +149,9 @@ func printStatus(w io.Writer, out adminapi.Status) {
 			fmt.Fprintf(w, "node %s: %s\n", r.ID, r.Error)
 		}
 	}
+	if d := out.Disk; d != nil {
+		fmt.Fprintln(w, diskLine(*d))
+	}
 	fmt.Fprintf(w, "%d app(s)\n", out.Apps)
 	for _, ri := range out.Rollouts {
 		fmt.Fprintln(w, rolloutLine(ri))
@@ -178,4 +192,20 @@ func shortID(id string) string {
 		return "…" + id[len(id)-8:]
 	}
 	return id
+}
+
+// diskLine is the status line about the answering node's disk.
+func diskLine(d node.DiskStatus) string {
+	if d.Error != "" {
+		return "disk: " + d.Error
+	}
+	line := fmt.Sprintf("disk: blocks use %s; %s free of %s, %s kept free", humanBytes(d.Used),
+		humanBytes(d.Free), humanBytes(d.Size), humanBytes(d.MinFree))
+	if d.Budget > 0 {
+		line += fmt.Sprintf("; budget %s", humanBytes(d.Budget))
+	}
+	if d.Free < d.MinFree || (d.Budget > 0 && d.Used > d.Budget) {
+		line += " -- FULL: uploads get 507; delete old releases and run `mirrord gc`"
+	}
+	return line
 }

@@ -137,6 +137,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	if err != nil {
 		return err
 	}
+	store.SetMinFree(int64(cfg.Replication.MinFree))
 	defer closeLogged(log, "block store", store.Close)
 	stats, err := statslog.Open(statslog.Config{
 		Dir: filepath.Join(data, "stats"), MaxBytes: int64(cfg.Stats.MaxBytes),
@@ -335,7 +336,8 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 		cons, store, stats, node.Overrides{Cons: cluster}, log.With("component", "devices"))
 	devAPI.Register(mux)
 	adminAPI := adminapi.New(adminapi.Config{Token: token, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes),
-		MaxUploadBytes: int64(cfg.Limits.MaxUploadBytes), Cluster: cluster, Budget: repl.CheckBudget, Barrier: cluster.Barrier, GC: repl.GC},
+		MaxUploadBytes: int64(cfg.Limits.MaxUploadBytes), Cluster: cluster, Budget: repl.CheckBudget, Barrier: cluster.Barrier,
+		GC: repl.Collect, Reclaim: repl.CollectSoon, Disk: repl.Disk},
 		cluster, store, log.With("component", "admin"))
 	adminAPI.Register(mux)
 	registerDashboard(mux, adminAPI, devAPI)

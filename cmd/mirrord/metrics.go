@@ -36,6 +36,7 @@ func newMetrics(cfg configs.Config, nodeID string, cons *consensus.Node, store *
 		ProgressMaxAge: progressMaxAge,
 		DiskUsage:      store.DiskUsage,
 		DiskBudget:     int64(cfg.Replication.DiskBudget),
+		DiskSpace:      store.Space,
 		Log:            log,
 	})
 }

@@ -69,11 +69,20 @@ type Config struct {
 	// ignored (the local state is served).
 	Barrier func(ctx context.Context) error
 	// GC, if set, runs garbage collection on this node now
-	// (POST /admin/v1/gc).
-	GC func(ctx context.Context) (content.GCResult, error)
-	// Budget, if set, is asked before an upload of n bytes is stored; an
-	// error refuses it with 507.
+	// (POST /admin/v1/gc) with the given grace period (< 0: the node's
+	// replication.gc_grace).
+	GC func(ctx context.Context, grace time.Duration) (content.GCResult, error)
+	// Budget, if set, is asked before an upload of n bytes is stored,
+	// and again every few MiB of it with the bytes still to come (0 if
+	// unknown); an error refuses or stops it with 507.
 	Budget func(n int64) error
+	// Reclaim, if set, is called when an upload fails, so that the
+	// blocks it wrote (which the store leaves collectable at once) give
+	// their space back now rather than at the next GC round.
+	Reclaim func()
+	// Disk, if set, reports the block store's use of its disk in the
+	// status.
+	Disk func() node.DiskStatus
 }
 
 // API serves /admin/v1/.
@@ -180,6 +189,11 @@ func (a *API) errorAnswer(r *http.Request, err error) (int, any) {
 	case errors.As(err, &mbe):
 		status, code = http.StatusRequestEntityTooLarge, "too_large"
 		err = fmt.Errorf("body larger than %d bytes", mbe.Limit)
+	case content.IsNoSpace(err):
+		status, code = http.StatusInsufficientStorage, "no_space"
+		err = fmt.Errorf("this node's disk is full (%v): free space on it, run `mirrord gc` "+
+			"(add --grace 0 to also drop uploads no release uses yet) or delete old releases, then try again; "+
+			"set replication.disk_budget or replication.min_free so that uploads are refused before the disk fills", err)
 	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrUnavailable):
 		status, code = http.StatusServiceUnavailable, "no_quorum"
 		err = fmt.Errorf("admin writes are unavailable: the cluster has no raft leader reachable from this node (%v); devices are still served, try again when quorum returns", err)
@@ -240,6 +254,8 @@ type Status struct {
 	Nodes []node.NodeReport `json:"nodes,omitempty"`
 	// Rollouts lists each channel's current or last rollout.
 	Rollouts []RolloutInfo `json:"rollouts"`
+	// Disk is this node's block store use and free space.
+	Disk *node.DiskStatus `json:"disk,omitempty"`
 }
 
 func (a *API) status(r *http.Request) (int, any, error) {
@@ -268,6 +284,10 @@ func (a *API) status(r *http.Request) (int, any, error) {
 	}
 	if a.cfg.Cluster != nil {
 		out.Nodes = a.cfg.Cluster.Reports(r.Context())
+	}
+	if a.cfg.Disk != nil {
+		d := a.cfg.Disk()
+		out.Disk = &d
 	}
 	return http.StatusOK, out, nil
 }
@@ -398,21 +418,64 @@ func (a *API) upload(r *http.Request) (int, any, error) {
 		return 0, nil, &apiError{http.StatusRequestEntityTooLarge, "too_large",
 			fmt.Sprintf("object of %d bytes is larger than limits.max_upload_bytes (%d)", r.ContentLength, a.cfg.MaxUploadBytes)}
 	}
+	var body io.Reader = http.MaxBytesReader(nil, r.Body, a.cfg.MaxUploadBytes)
 	if a.cfg.Budget != nil {
 		if err := a.cfg.Budget(max(r.ContentLength, 0)); err != nil {
 			return 0, nil, &apiError{http.StatusInsufficientStorage, "over_budget", err.Error()}
 		}
+		body = &budgetReader{r: body, budget: a.cfg.Budget, size: r.ContentLength, next: budgetEvery}
 	}
-	obj, err := a.store.Add(r.Context(), http.MaxBytesReader(nil, r.Body, a.cfg.MaxUploadBytes))
+	obj, err := a.store.Add(r.Context(), body)
 	if err != nil {
+		if a.cfg.Reclaim != nil {
+			a.cfg.Reclaim()
+		}
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var be *budgetError
+		switch {
+		case errors.As(err, &mbe):
 			return 0, nil, &apiError{http.StatusRequestEntityTooLarge, "too_large",
 				fmt.Sprintf("object is larger than limits.max_upload_bytes (%d)", a.cfg.MaxUploadBytes)}
+		case errors.As(err, &be):
+			return 0, nil, &apiError{http.StatusInsufficientStorage, "over_budget", be.err.Error()}
 		}
 		return 0, nil, fmt.Errorf("store object: %w", err)
 	}
 	return http.StatusCreated, ObjectInfo{CID: obj.CID.String(), Size: obj.Size}, nil
+}
+
+// budgetEvery is how many bytes of an upload are read between two asks
+// of the budget.
+const budgetEvery = 4 << 20
+
+// budgetReader asks the budget again as an upload is read, with the
+// bytes still to come: an upload of unknown length, or several at once
+// that each fitted when they started, stop at the budget instead of at
+// a full disk.
+type budgetReader struct {
+	r      io.Reader
+	budget func(n int64) error
+	size   int64 // Content-Length; < 0 unknown
+	read   int64
+	next   int64 // read count of the next ask
+}
+
+// budgetError is a refusal of the budget during an upload.
+type budgetError struct{ err error }
+
+func (e *budgetError) Error() string { return e.err.Error() }
+func (e *budgetError) Unwrap() error { return e.err }
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	if b.read >= b.next && err == nil {
+		b.next = b.read + budgetEvery
+		if berr := b.budget(max(b.size-b.read, 0)); berr != nil {
+			return n, &budgetError{berr}
+		}
+	}
+	return n, err
 }
 
 // ---- releases ----
@@ -843,11 +906,32 @@ func (a *API) removeNode(r *http.Request) (int, any, error) {
 	return http.StatusOK, map[string]string{"removed": id}, nil
 }
 
+// GCRequest is the optional body of POST /admin/v1/gc.
+type GCRequest struct {
+	// Grace, a Go duration, replaces replication.gc_grace for this run:
+	// "0s" also removes objects uploaded for a release not created yet.
+	Grace string `json:"grace,omitempty"`
+}
+
 func (a *API) gc(r *http.Request) (int, any, error) {
 	if a.cfg.GC == nil {
 		return 0, nil, notFound("this node runs without garbage collection")
 	}
-	res, err := a.cfg.GC(r.Context())
+	var req GCRequest
+	if r.ContentLength != 0 {
+		if err := a.decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+	}
+	grace := time.Duration(-1)
+	if req.Grace != "" {
+		d, err := time.ParseDuration(req.Grace)
+		if err != nil || d < 0 {
+			return 0, nil, bad("grace %q: want a Go duration of 0 or more, like 0s or 10m", req.Grace)
+		}
+		grace = d
+	}
+	res, err := a.cfg.GC(r.Context(), grace)
 	if err != nil {
 		return 0, nil, err
 	}

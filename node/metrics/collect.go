@@ -38,7 +38,8 @@ type scrapeCollector struct {
 
 	roInfo, roState, roBasisPoints, roFailureRate, roEvents *prometheus.Desc
 
-	diskUsed, diskBudget *prometheus.Desc
+	diskUsed, diskBudget  *prometheus.Desc
+	diskFree, diskMinFree *prometheus.Desc
 
 	// mu serialises Progress walks; prog is the last result, of the
 	// state progState, taken at progAt.
@@ -84,8 +85,10 @@ func newScrapeCollector(cfg Config) *scrapeCollector {
 		roFailureRate: desc("rollout_failure_rate_basis_points", "Failures / (installs + failures) of the rollout release since the rollout's baseline, cluster-wide, in basis points; 0 without events.", "app", "channel"),
 		roEvents:      desc("rollout_events_since_baseline", "Installs and failures of the rollout release since the rollout's baseline, cluster-wide, by kind.", "app", "channel", "kind"),
 
-		diskUsed:   desc("disk_used_bytes", "Bytes used by the block store and its download cache."),
-		diskBudget: desc("disk_budget_bytes", "replication.disk_budget: the cap on the block store (absent when there is none)."),
+		diskUsed:    desc("disk_used_bytes", "Bytes used by the block store and its download cache."),
+		diskBudget:  desc("disk_budget_bytes", "replication.disk_budget: the cap on the block store (absent when there is none)."),
+		diskFree:    desc("disk_free_bytes", "Bytes available on the block store's file system."),
+		diskMinFree: desc("disk_min_free_bytes", "Bytes kept free on the block store's file system (replication.min_free or its default): uploads that would leave less get 507."),
 	}
 }
 
@@ -97,7 +100,7 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.bsBlocks, c.bsBytes, c.bsDup, c.bsPeers,
 		c.replMissing, c.replKnown, c.replReady,
 		c.roInfo, c.roState, c.roBasisPoints, c.roFailureRate, c.roEvents,
-		c.diskUsed, c.diskBudget,
+		c.diskUsed, c.diskBudget, c.diskFree, c.diskMinFree,
 	} {
 		ch <- d
 	}
@@ -129,6 +132,14 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.cfg.DiskBudget > 0 {
 		ch <- gauge(c.diskBudget, float64(c.cfg.DiskBudget))
+	}
+	if c.cfg.DiskSpace != nil {
+		if sp, err := c.cfg.DiskSpace(); err != nil {
+			ch <- prometheus.NewInvalidMetric(c.diskFree, fmt.Errorf("metrics: disk space: %w", err))
+		} else {
+			ch <- gauge(c.diskFree, float64(sp.Free))
+			ch <- gauge(c.diskMinFree, float64(sp.MinFree))
+		}
 	}
 }
 

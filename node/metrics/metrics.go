@@ -15,6 +15,7 @@ import (
 
 	"mirrord/consensus"
 	"mirrord/consensus/state"
+	"mirrord/content"
 	"mirrord/node"
 )
 
@@ -59,6 +60,9 @@ type Config struct {
 	// DiskBudget is replication.disk_budget; 0 (no cap) leaves
 	// mirrord_disk_budget_bytes out.
 	DiskBudget int64
+	// DiskSpace returns the free space on the block store's file system
+	// and the margin the node keeps free.
+	DiskSpace func() (content.Space, error)
 
 	// Log receives collection errors; nil discards them.
 	Log *slog.Logger

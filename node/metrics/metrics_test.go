@@ -22,6 +22,7 @@ import (
 
 	"mirrord/consensus"
 	"mirrord/consensus/state"
+	"mirrord/content"
 	"mirrord/node"
 )
 
@@ -250,6 +251,9 @@ func TestScrapeTimeSeries(t *testing.T) {
 		ProgressMaxAge: time.Hour,
 		DiskUsage:      func() (int64, error) { return 12345, nil },
 		DiskBudget:     1 << 30,
+		DiskSpace: func() (content.Space, error) {
+			return content.Space{Size: 100 << 30, Free: 7 << 30, MinFree: 5 << 30}, nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -293,6 +297,8 @@ func TestScrapeTimeSeries(t *testing.T) {
 	}
 	want(t, fams, 12345, "mirrord_disk_used_bytes")
 	want(t, fams, 1<<30, "mirrord_disk_budget_bytes")
+	want(t, fams, 7<<30, "mirrord_disk_free_bytes")
+	want(t, fams, 5<<30, "mirrord_disk_min_free_bytes")
 	lint(t, fams)
 
 	// The replication walk is reused for the same state, redone for a

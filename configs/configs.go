@@ -94,6 +94,13 @@ type Limits struct {
 	MaxRequestBytes ByteSize `yaml:"max_request_bytes"`
 	// MaxUploadBytes bounds one uploaded object (a bundle zip or file).
 	MaxUploadBytes ByteSize `yaml:"max_upload_bytes"`
+	// DownloadFetches is how many downloads may fetch missing blocks
+	// from other nodes at once; past it a download gets 503 with
+	// Retry-After. Only objects a release references are fetched.
+	DownloadFetches int `yaml:"download_fetches"`
+	// DownloadFetchStall fails (503) a download that fetches from other
+	// nodes when no block arrives for this long.
+	DownloadFetchStall Duration `yaml:"download_fetch_stall"`
 }
 
 // Stats bounds the on-disk device event log.
@@ -132,7 +139,8 @@ func Default() Config {
 	return Config{
 		Version: 1,
 		Node:    Node{Data: "./mirrord-data", HTTP: "127.0.0.1:8080", P2P: []string{}, Metrics: "open"},
-		Limits:  Limits{MaxRequestBytes: 1 << 20, MaxUploadBytes: 2 << 30},
+		Limits: Limits{MaxRequestBytes: 1 << 20, MaxUploadBytes: 2 << 30,
+			DownloadFetches: 64, DownloadFetchStall: Duration(30 * time.Second)},
 		Stats: Stats{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, FlushInterval: Duration(time.Second),
 			Retention: Duration(30 * 24 * time.Hour), ReportInterval: Duration(2 * time.Second),
 			HaltCheckInterval: Duration(time.Second)},
@@ -285,6 +293,12 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxUploadBytes < 1<<20 {
 		return errors.New("limits.max_upload_bytes: must be at least 1MiB")
+	}
+	if n := c.Limits.DownloadFetches; n < 1 || n > 4096 {
+		return fmt.Errorf("limits.download_fetches: %d (want 1 to 4096)", n)
+	}
+	if d := time.Duration(c.Limits.DownloadFetchStall); d < 100*time.Millisecond || d > 10*time.Minute {
+		return fmt.Errorf("limits.download_fetch_stall: %s (want 100ms to 10m)", d)
 	}
 	if c.Cluster.Voters < 1 || c.Cluster.Voters > 9 {
 		return fmt.Errorf("cluster.voters: %d (want 1 to 9; 3 or 5 are usual)", c.Cluster.Voters)

@@ -63,8 +63,8 @@ func (s *Store) SetDownloads(cfg DownloadConfig) {
 	s.fetchSlots = make(chan struct{}, s.dl.MaxFetches)
 }
 
-// Fetching reports how many downloads are reading through the block
-// exchange now.
+// Fetching reports how many downloads hold a fetch slot now: they read
+// an object that was not complete here through the block exchange.
 func (s *Store) Fetching() int { return len(s.fetchSlots) }
 
 // OpenOptions tune OpenCached.
@@ -75,15 +75,19 @@ type OpenOptions struct {
 	Remote bool
 }
 
-// openRemote opens c reading through the block exchange, holding a fetch
-// slot until the file is closed.
-func (s *Store) openRemote(ctx context.Context, c cid.Cid) (File, error) {
-	select {
-	case s.fetchSlots <- struct{}{}:
-	default:
-		return nil, ErrBusy
+// openRemote opens c reading through the block exchange, within the
+// stall and overall deadlines, holding a fetch slot until the file is
+// closed if slot is set.
+func (s *Store) openRemote(ctx context.Context, c cid.Cid, slot bool) (File, error) {
+	release := func() {}
+	if slot {
+		select {
+		case s.fetchSlots <- struct{}{}:
+		default:
+			return nil, ErrBusy
+		}
+		release = func() { <-s.fetchSlots }
 	}
-	release := func() { <-s.fetchSlots }
 	// The download's context ends when the client goes away (the
 	// request's context), when FetchTimeout passes, or when the stall
 	// timer fires; either way the block exchange drops its wants and

@@ -240,11 +240,11 @@ func (f cachedFile) OSFile() *os.File { return f.File }
 // into the cache before and the copy still hashes to the digest recorded
 // from the verified blocks it was assembled from, it returns that file
 // (an OSFile; see cache.go). Otherwise, when every block is here, it
-// serves from the blocks, verifying each, without the network, and
-// assembles the cache copy in the background. Only with opt.Remote does
-// it read missing blocks through the block exchange, within the limits
-// of SetDownloads (ErrBusy, ErrFetchTimeout); without it a missing
-// object is ErrNotFound at once.
+// serves from the blocks, verifying each, and assembles the cache copy
+// in the background. Only with opt.Remote does it read missing (or
+// corrupt) blocks through the block exchange, within the limits of
+// SetDownloads (ErrBusy, ErrFetchTimeout); without it the network is
+// never asked and a missing object is ErrNotFound at once.
 func (s *Store) OpenCached(ctx context.Context, c cid.Cid, opt OpenOptions) (File, error) {
 	name := c.String()
 	if f := s.openCache(name); f != nil {
@@ -259,9 +259,17 @@ func (s *Store) OpenCached(ctx context.Context, c cid.Cid, opt OpenOptions) (Fil
 	case !complete:
 		// The blocks read now are stored; a later download finds the
 		// object complete and assembles the cache copy.
-		return s.openRemote(ctx, c)
+		return s.openRemote(ctx, c, true)
 	}
-	f, err := s.open(ctx, s.localDag, c)
+	var f File
+	if opt.Remote {
+		// Complete, so no fetch slot; but a block found corrupt while
+		// reading is dropped by the repairing store and fetched again,
+		// so the read still goes through the exchange, with its limits.
+		f, err = s.openRemote(ctx, c, false)
+	} else {
+		f, err = s.open(ctx, s.localDag, c)
+	}
 	if err != nil {
 		return nil, err
 	}

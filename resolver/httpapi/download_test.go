@@ -113,6 +113,7 @@ func TestCorruptCacheCopyNeverServed(t *testing.T) {
 type netNode struct {
 	h     host.Host
 	store *content.Store
+	dir   string // the block store
 }
 
 func newNetNode(t *testing.T) *netNode {
@@ -133,7 +134,7 @@ func newNetNode(t *testing.T) *netNode {
 		cancel()
 		h.Close()
 	})
-	return &netNode{h: h, store: st}
+	return &netNode{h: h, store: st, dir: filepath.Join(dir, "blocks")}
 }
 
 // logBuf collects log lines for assertions.
@@ -403,5 +404,40 @@ func TestDownloadFetchesFromPeerWithinCap(t *testing.T) {
 	waitGoroutines(t, base, n.client)
 	if strings.Contains(n.logs.String(), "level=ERROR") || strings.Contains(n.logs.String(), "level=WARN") {
 		t.Fatalf("a client that went away was logged:\n%s", n.logs.String())
+	}
+}
+
+// TestReferencedCorruptBlockRepairedFromPeer: an object complete here
+// but with a corrupt block is still served right: the bad block is
+// dropped and fetched from the peer that holds the object.
+func TestReferencedCorruptBlockRepairedFromPeer(t *testing.T) {
+	data := make([]byte, 2<<20+9)
+	rand.Read(data)
+	var obj content.Object
+	n := newNetFixture(t, content.DownloadConfig{FetchStall: 10 * time.Second}, func(b *netNode) []*state.Release {
+		var err error
+		if obj, err = b.store.Add(context.Background(), bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		return []*state.Release{{App: "com.example.app", Version: "1.0.0", ZipCID: obj.CID.String(), ZipSize: obj.Size}}
+	})
+	if _, err := n.a.store.Add(context.Background(), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	var leaf string
+	var size int64
+	filepath.Walk(n.a.dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, ".data") && info.Size() > size {
+			leaf, size = p, info.Size()
+		}
+		return nil
+	})
+	flipByte(t, leaf, size/2)
+	resp, body, err := n.get(context.Background(), obj.CID.String())
+	if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("download with a corrupt local block: %v %v, equal=%v", err, resp, bytes.Equal(body, data))
+	}
+	if n.a.store.Repaired() == 0 {
+		t.Fatal("no block repaired")
 	}
 }

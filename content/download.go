@@ -28,12 +28,13 @@ type DownloadConfig struct {
 	// exchange waits for a block before it fails with ErrFetchTimeout.
 	// 0 means 30s.
 	FetchStall time.Duration
-	// FetchTimeout bounds a whole download that reads through the block
-	// exchange (a device on a slow link takes long; a client that stops
-	// reading must not hold a fetch slot for ever). 0 means 15m.
+	// FetchTimeout bounds a whole download that holds a fetch slot (a
+	// device on a slow link takes long, but a client that stops reading
+	// must not hold a slot for ever). 0 means 15m.
 	FetchTimeout time.Duration
-	// MaxFetches is how many downloads may read through the block
-	// exchange at once; one more gets ErrBusy. 0 means 64.
+	// MaxFetches is how many downloads of objects that are not complete
+	// here may fetch from peers at once (each holds a fetch slot); one
+	// more gets ErrBusy. 0 means 64.
 	MaxFetches int
 	// Log receives warnings about cache copies that failed verification.
 	// nil discards them.
@@ -89,11 +90,14 @@ func (s *Store) openRemote(ctx context.Context, c cid.Cid, slot bool) (File, err
 		release = func() { <-s.fetchSlots }
 	}
 	// The download's context ends when the client goes away (the
-	// request's context), when FetchTimeout passes, or when the stall
-	// timer fires; either way the block exchange drops its wants and
-	// the reader's goroutines end.
+	// request's context), when the stall timer fires, or, for a slot
+	// holder, when FetchTimeout passes; either way the block exchange
+	// drops its wants and the reader's goroutines end.
 	fctx, cancel := context.WithCancelCause(ctx)
-	tctx, tcancel := context.WithTimeoutCause(fctx, s.dl.FetchTimeout, ErrFetchTimeout)
+	tctx, tcancel := fctx, context.CancelFunc(func() {})
+	if slot {
+		tctx, tcancel = context.WithTimeoutCause(fctx, s.dl.FetchTimeout, ErrFetchTimeout)
+	}
 	stall := s.dl.FetchStall
 	timer := time.AfterFunc(stall, func() { cancel(ErrFetchTimeout) })
 	f, err := s.open(tctx, s.dag, c)

@@ -103,6 +103,13 @@ type Limits struct {
 	// body once its headers arrived (the Capgo plugin's own timeout for
 	// a whole request is 20 s).
 	DeviceBodyTimeout Duration `yaml:"device_body_timeout"`
+	// DownloadFetches is how many downloads may fetch missing blocks
+	// from other nodes at once; past it a download gets 503 with
+	// Retry-After. Only objects a release references are fetched.
+	DownloadFetches int `yaml:"download_fetches"`
+	// DownloadFetchStall fails (503) a download that fetches from other
+	// nodes when no block arrives for this long.
+	DownloadFetchStall Duration `yaml:"download_fetch_stall"`
 }
 
 // Stats bounds the on-disk device event log.
@@ -141,7 +148,8 @@ func Default() Config {
 	return Config{
 		Version: 1,
 		Node:    Node{Data: "./mirrord-data", HTTP: "127.0.0.1:8080", P2P: []string{}, Metrics: "open"},
-		Limits:  Limits{MaxRequestBytes: 1 << 20, MaxUploadBytes: 2 << 30, DeviceBodyTimeout: Duration(30 * time.Second)},
+		Limits: Limits{MaxRequestBytes: 1 << 20, MaxUploadBytes: 2 << 30, DeviceBodyTimeout: Duration(30 * time.Second),
+			DownloadFetches: 64, DownloadFetchStall: Duration(30 * time.Second)},
 		Stats: Stats{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, FlushInterval: Duration(time.Second),
 			Retention: Duration(30 * 24 * time.Hour), ReportInterval: Duration(2 * time.Second),
 			HaltCheckInterval: Duration(time.Second)},
@@ -297,6 +305,12 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.DeviceBodyTimeout < Duration(time.Second) {
 		return errors.New("limits.device_body_timeout: must be at least 1s (the Capgo plugin allows 20s per request)")
+	}
+	if n := c.Limits.DownloadFetches; n < 1 || n > 4096 {
+		return fmt.Errorf("limits.download_fetches: %d (want 1 to 4096)", n)
+	}
+	if d := time.Duration(c.Limits.DownloadFetchStall); d < 100*time.Millisecond || d > 10*time.Minute {
+		return fmt.Errorf("limits.download_fetch_stall: %s (want 100ms to 10m)", d)
 	}
 	if c.Cluster.Voters < 1 || c.Cluster.Voters > 9 {
 		return fmt.Errorf("cluster.voters: %d (want 1 to 9; 3 or 5 are usual)", c.Cluster.Voters)

@@ -336,7 +336,7 @@ func TestCacheCopyKeepsMargin(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s.SetMinFree(tc.minFree)
-			f, err := s.OpenCached(context.Background(), c)
+			f, err := s.OpenCached(context.Background(), c, OpenOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,7 +11,9 @@
 // untrusted ones safely (path checks, zip-bomb limits, the plugin's
 // flattening). bundle.go assembles a release, with the delta manifest
 // (Brotli and per-file encryption) that Capgo CLI's delta upload makes.
-// store.go keeps objects as content-addressed blocks.
+// store.go keeps objects as content-addressed blocks; cache.go keeps
+// whole copies of downloaded objects, checked against a digest before
+// they are served; download.go bounds downloads that read from peers.
 //
 // This package must not import consensus, node, resolver, configs,
 // cmd, hashicorp/raft or libp2p: everything else depends on it, not the

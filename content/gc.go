@@ -366,11 +366,12 @@ func (g *gcBlockstore) allKeys(ctx context.Context, fn func(cid.Cid)) error {
 
 // GC removes every block not reachable from keep (roots of objects
 // still referenced) and older than opts.Grace, and every cache copy
-// (dir-cache/<cid>) whose CID is not in keep. Reachability walks only
-// blocks present locally (missing blocks are fine: replication may be
-// incomplete). It is safe against concurrent Add: it never deletes a
-// block written within Grace or stored by an Add still running. The
-// blocks a failed Add wrote are older than any Grace (see endAdd).
+// (dir-cache/<cid>, with its digest <cid>.sha256) whose CID is not in
+// keep. Reachability walks only blocks present locally (missing blocks
+// are fine: replication may be incomplete). It is safe against
+// concurrent Add: it never deletes a block written within Grace or
+// stored by an Add still running. The blocks a failed Add wrote are
+// older than any Grace (see endAdd).
 //
 // Blocks are compared by multihash, so a block shared by a kept and a
 // dropped object stays. A kept internal node that is present but does
@@ -505,14 +506,16 @@ func (s *Store) gcCache(keep map[cid.Cid]struct{}, grace time.Duration, res *GCR
 		}
 		name := e.Name()
 		tmp := strings.HasPrefix(name, ".tmp-")
+		object, digest := strings.CutSuffix(name, digestSuffix)
 		if !tmp {
-			c, err := cid.Decode(name)
+			c, err := cid.Decode(object)
 			if err != nil {
 				continue
 			}
 			if _, ok := keep[cid.NewCidV1(c.Type(), c.Hash())]; ok {
 				continue
 			}
+			s.verified.Delete(object)
 		}
 		info, err := e.Info()
 		if errors.Is(err, fs.ErrNotExist) {
@@ -531,7 +534,7 @@ func (s *Store) gcCache(keep map[cid.Cid]struct{}, grace time.Duration, res *GCR
 			return fmt.Errorf("content: gc: cache: %w", err)
 		}
 		res.BytesFreed += info.Size()
-		if !tmp {
+		if !tmp && !digest {
 			res.CacheFilesRemoved++
 		}
 	}
@@ -585,8 +588,11 @@ func (s *Store) DeleteBlock(ctx context.Context, c cid.Cid) error {
 		names = append(names, v1)
 	}
 	for _, n := range names {
-		if err := os.Remove(filepath.Join(s.cacheDir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("content: delete cache copy of %s: %w", c, err)
+		s.verified.Delete(n)
+		for _, p := range []string{n, n + digestSuffix} {
+			if err := os.Remove(filepath.Join(s.cacheDir, p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("content: delete cache copy of %s: %w", c, err)
+			}
 		}
 	}
 	return nil

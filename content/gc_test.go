@@ -3,6 +3,7 @@ package content
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"math/rand"
@@ -131,7 +132,7 @@ func gcAge(t *testing.T, s *Store, root cid.Cid, at time.Time) {
 // gcCacheFile assembles the cache copy of c and returns its path.
 func gcCacheFile(t *testing.T, s *Store, c cid.Cid) string {
 	t.Helper()
-	f, err := s.OpenCached(context.Background(), c)
+	f, err := s.OpenCached(context.Background(), c, OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,12 +431,13 @@ func TestGCRemovesCacheCopies(t *testing.T) {
 	if res.CacheFilesRemoved != 1 {
 		t.Fatalf("result %+v, want 1 cache file removed", res)
 	}
-	for p, want := range map[string]bool{pa: true, pb: false, other: true, staleTmp: false, freshTmp: true} {
+	for p, want := range map[string]bool{pa: true, pb: false, other: true, staleTmp: false, freshTmp: true,
+		pa + digestSuffix: true, pb + digestSuffix: false} {
 		if _, err := os.Stat(p); (err == nil) != want {
 			t.Errorf("%s: exists=%v, want %v", filepath.Base(p), err == nil, want)
 		}
 	}
-	f, err := s.OpenCached(ctx, ca)
+	f, err := s.OpenCached(ctx, ca, OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,8 +466,9 @@ func TestDiskUsage(t *testing.T) {
 	}
 	gcCacheFile(t, s, cb)
 	du2, _ := s.DiskUsage()
-	if du2 != du1+int64(len(b)) {
-		t.Fatalf("after cache copy: %d, want %d", du2, du1+int64(len(b)))
+	// The copy and its digest file (64 hex digits and a newline).
+	if want := du1 + int64(len(b)) + 2*sha256.Size + 1; du2 != want {
+		t.Fatalf("after cache copy: %d, want %d", du2, want)
 	}
 	gcAgeAll(t, dir, time.Now().Add(-2*time.Hour))
 	res, err := s.GC(ctx, []cid.Cid{ca}, GCOptions{Grace: time.Hour})

@@ -60,6 +60,10 @@ type Store struct {
 	cacheDir string
 	dir      string   // the flatfs directory
 	filling  sync.Map // cid string -> struct{}: materializations running
+	// verified remembers cache copies hashed against their recorded
+	// digest: name -> cacheStamp of the file as it was (see cache.go).
+	verified sync.Map
+	vlocks   [64]sync.Mutex // one verification of a copy at a time
 	wg       sync.WaitGroup
 	ds       *flatfs.Datastore
 	bs       blockstore.Blockstore
@@ -68,6 +72,11 @@ type Store struct {
 	bserv    blockservice.BlockService
 	dag      ipld.DAGService
 	minFree  atomic.Int64 // bytes to keep free; 0: DefaultMinFree
+	// localDag reads only this store, never the block exchange.
+	localDag ipld.DAGService
+
+	dl         DownloadConfig
+	fetchSlots chan struct{} // one per download reading from peers
 }
 
 // OpenStore opens (creating if needed) the block store in dir. An object
@@ -94,7 +103,9 @@ func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(s.cacheDir, 0o755); err != nil {
 		return nil, fmt.Errorf("content: create cache dir: %w", err)
 	}
+	s.localDag = merkledag.NewDAGService(blockservice.New(bs, offline.Exchange(bs)))
 	s.setExchange(offline.Exchange(bs), false)
+	s.SetDownloads(DownloadConfig{})
 	return s, nil
 }
 
@@ -245,11 +256,20 @@ type File interface {
 // Open opens the object rooted at c for reading. Missing blocks give
 // ErrNotFound, corrupt blocks ErrCorrupt (also from Read).
 func (s *Store) Open(ctx context.Context, c cid.Cid) (File, error) {
-	nd, err := s.dag.Get(ctx, c)
+	f, err := s.open(ctx, s.dag, c)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// open opens the object rooted at c reading its blocks through dag.
+func (s *Store) open(ctx context.Context, dag ipld.DAGService, c cid.Cid) (*file, error) {
+	nd, err := dag.Get(ctx, c)
 	if err != nil {
 		return nil, mapErr(c, err)
 	}
-	r, err := uio.NewDagReader(ctx, nd, s.dag)
+	r, err := uio.NewDagReader(ctx, nd, dag)
 	if err != nil {
 		return nil, fmt.Errorf("content: open %s: %w", c, err)
 	}
@@ -308,30 +328,50 @@ func (f cachedFile) Size() uint64     { return f.size }
 func (f cachedFile) OSFile() *os.File { return f.File }
 
 // OpenCached opens an object for serving. When the object was assembled
-// into the cache before, it returns that file (an OSFile); otherwise it
-// serves from the blocks, verifying each, and assembles the cache copy in
-// the background. The cache copy is written only from blocks that were
-// verified against their CIDs, fsynced, and renamed into place, so it is
-// either complete and correct at creation or absent.
-func (s *Store) OpenCached(ctx context.Context, c cid.Cid) (File, error) {
-	p := filepath.Join(s.cacheDir, c.String())
-	if f, err := os.Open(p); err == nil {
-		info, err := f.Stat()
-		if err == nil {
-			return cachedFile{File: f, size: uint64(info.Size())}, nil
-		}
-		f.Close()
+// into the cache before and the copy still hashes to the digest recorded
+// from the verified blocks it was assembled from, it returns that file
+// (an OSFile; see cache.go). Otherwise, when every block is here, it
+// serves from the blocks, verifying each, and assembles the cache copy
+// in the background. Only with opt.Remote does it read missing (or
+// corrupt) blocks through the block exchange, within the limits of
+// SetDownloads (ErrBusy, ErrFetchTimeout); without it the network is
+// never asked and a missing object is ErrNotFound at once.
+func (s *Store) OpenCached(ctx context.Context, c cid.Cid, opt OpenOptions) (File, error) {
+	name := c.String()
+	if f := s.openCache(name); f != nil {
+		return f, nil
 	}
-	f, err := s.Open(ctx, c)
+	complete, err := s.Complete(ctx, c)
+	switch {
+	case err != nil && !(opt.Remote && errors.Is(err, ErrCorrupt)):
+		return nil, err
+	case !complete && !opt.Remote:
+		return nil, fmt.Errorf("%w: %s is not complete on this node", ErrNotFound, c)
+	case !complete:
+		// The blocks read now are stored; a later download finds the
+		// object complete and assembles the cache copy.
+		return s.openRemote(ctx, c, true)
+	}
+	var f File
+	if opt.Remote {
+		// Complete, so no fetch slot; but a block found corrupt while
+		// reading is dropped by the repairing store and fetched again,
+		// so the read still goes through the exchange, with its limits.
+		f, err = s.openRemote(ctx, c, false)
+	} else {
+		f, err = s.open(ctx, s.localDag, c)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if _, busy := s.filling.LoadOrStore(c.String(), struct{}{}); !busy {
+	if _, busy := s.filling.LoadOrStore(name, struct{}{}); !busy {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer s.filling.Delete(c.String())
-			_ = s.materialize(c, p)
+			defer s.filling.Delete(name)
+			if err := s.materialize(c, name); err != nil {
+				s.dl.Log.Debug("cache copy not assembled", "cid", name, "err", err)
+			}
 		}()
 	}
 	return f, nil
@@ -340,38 +380,6 @@ func (s *Store) OpenCached(ctx context.Context, c cid.Cid) (File, error) {
 // errCacheNoRoom stops a cache copy that would eat into the free space
 // kept for uploads and the node's own logs.
 var errCacheNoRoom = errors.New("content: no room for a cache copy")
-
-func (s *Store) materialize(c cid.Cid, p string) error {
-	ctx := context.Background()
-	src, err := s.Open(ctx, c)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	// The copy is a convenience (sendfile): serving from the blocks works
-	// without it, so it is not made when it would take the free space
-	// below the margin (nor retried by every download of a full node).
-	if sp, err := s.Space(); err == nil && sp.Free-int64(src.Size()) < sp.MinFree {
-		return errCacheNoRoom
-	}
-	tmp, err := os.CreateTemp(s.cacheDir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, src); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
-}
 
 // Complete reports whether every block of the object rooted at c is in
 // the local store. Leaves are checked for presence only; Verify also

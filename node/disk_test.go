@@ -119,7 +119,7 @@ func TestReplicationOnFullDisk(t *testing.T) {
 	// What the node holds is still served, also through the download
 	// path that would make a cache copy.
 	for range 2 {
-		f, err := edge.store.OpenCached(context.Background(), heldObj.CID)
+		f, err := edge.store.OpenCached(context.Background(), heldObj.CID, content.OpenOptions{})
 		if err != nil {
 			t.Fatalf("open a held object on a full disk: %v", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -59,7 +60,8 @@ type ReplicatorConfig struct {
 	Share func() (rank, of int)
 	// ScrubInterval is how often every eagerly replicated object is
 	// re-read and checked against its CIDs (a corrupt block is dropped
-	// and fetched again); 0 means 6 hours, <0 never.
+	// and fetched again), and the store's download copies against
+	// their digests; 0 means 6 hours, <0 never.
 	ScrubInterval time.Duration
 	// GCInterval is how often unreferenced blocks are removed; 0 means
 	// 10 minutes, <0 never. GCGrace keeps blocks younger than that
@@ -87,9 +89,10 @@ type Replicator struct {
 	kick    chan struct{}
 	gcNow   chan struct{} // CollectSoon
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	cacheScrub atomic.Bool // a ScrubCache runs
 }
 
 type objectState struct {
@@ -187,6 +190,7 @@ func (r *Replicator) loop() {
 		now := time.Now()
 		if scrubEvery > 0 && now.After(nextScrub) {
 			r.Scrub(r.ctx)
+			r.scrubCache()
 			nextScrub = now.Add(scrubEvery)
 		}
 		// Over the disk budget GC runs early, but at most once a minute.
@@ -345,6 +349,31 @@ func (r *Replicator) Scrub(ctx context.Context) int {
 		r.Kick()
 	}
 	return bad
+}
+
+// cacheScrubber is a store that keeps assembled copies of objects for
+// downloads (content.Store).
+type cacheScrubber interface {
+	ScrubCache(ctx context.Context, bytesPerSec int64) (content.CacheScrubResult, error)
+}
+
+// scrubCache re-hashes the store's download copies in the background:
+// it is paced to bound its disk reads, so it may take long, and must
+// not hold up replication.
+func (r *Replicator) scrubCache() {
+	cs, ok := r.cfg.Store.(cacheScrubber)
+	if !ok || !r.cacheScrub.CompareAndSwap(false, true) {
+		return
+	}
+	r.wg.Go(func() {
+		defer r.cacheScrub.Store(false)
+		res, err := cs.ScrubCache(r.ctx, 0)
+		if err != nil && r.ctx.Err() == nil {
+			r.log.Warn("scrub of download copies failed", "err", err)
+			return
+		}
+		r.log.Debug("scrubbed download copies", "checked", res.Checked, "removed", res.Removed, "bytes", res.Bytes)
+	})
 }
 
 // GC removes blocks that no release references (keeping recent uploads

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -258,4 +259,36 @@ func biggestFile(t *testing.T, dir string) (string, []byte) {
 		t.Fatal(err)
 	}
 	return best, b
+}
+
+// TestReplicatorScrubsDownloadCopies: the scrub also re-hashes the
+// store's assembled download copies and removes one whose bytes rotted.
+func TestReplicatorScrubsDownloadCopies(t *testing.T) {
+	p := newTestPeer(t)
+	obj := p.add(t, randomBytes(t, 1<<20))
+	f, err := p.store.OpenCached(context.Background(), obj.CID, content.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	copyPath := filepath.Join(p.dir, "blocks-cache", obj.CID.String())
+	consensustest.WaitFor(t, "download copy assembled", func() bool {
+		_, err := os.Stat(copyPath)
+		return err == nil
+	}, 10*time.Second)
+	b, err := os.ReadFile(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[100] ^= 1
+	if err := os.WriteFile(copyPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReplicator(ReplicatorConfig{Store: p.store, State: newStateBox(), GCInterval: -1, ScrubInterval: -1})
+	t.Cleanup(func() { r.Close() })
+	r.scrubCache()
+	consensustest.WaitFor(t, "rotten copy removed", func() bool {
+		_, err := os.Stat(copyPath)
+		return errors.Is(err, fs.ErrNotExist)
+	}, 10*time.Second)
 }

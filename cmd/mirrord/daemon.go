@@ -214,6 +214,8 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	defer xcancel()
 	bsw := node.NewExchange(xctx, h, store.Blockstore(), member)
 	store.SetExchange(bsw) // store.Close closes bitswap too
+	store.SetDownloads(content.DownloadConfig{MaxFetches: cfg.Limits.DownloadFetches,
+		FetchStall: time.Duration(cfg.Limits.DownloadFetchStall), Log: log.With("component", "store")})
 	repl := node.NewReplicator(node.ReplicatorConfig{
 		Store: store, State: cons, Zips: cfg.Replication.Zips, Parallel: cfg.Replication.Parallel,
 		ScrubInterval: time.Duration(cfg.Replication.ScrubInterval), GCInterval: time.Duration(cfg.Replication.GCInterval),

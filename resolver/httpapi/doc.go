@@ -6,6 +6,8 @@
 // its local block store: nothing here waits on raft, so devices are served
 // even when the cluster has no leader. The only raft write on this path
 // is the server-side channel override that old plugins (< x.34.0) ask for.
+// A download may fetch missing blocks from peers through the store, but
+// only of an object that a release of the state references (refs.go).
 //
 // Dependencies are small interfaces declared here and satisfied by the
 // consensus node, the content store and the stats log. This package must

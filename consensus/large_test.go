@@ -72,6 +72,14 @@ func TestLargeRelease(t *testing.T) {
 	}
 
 	n = openNode(t, cfg)
+	// The release is the last command of the log: once WaitLogApplied
+	// returns, the state must hold it (what a restarted node serves).
+	if err := n.WaitLogApplied(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a := n.State().App(app); a == nil || a.Releases["2.0.0"] == nil {
+		t.Fatalf("WaitLogApplied returned at state index %d, before the release's entry %d", n.State().Index, want.Index)
+	}
 	waitForState(t, n, want)
 	if err := n.Raft().Snapshot().Error(); err != nil {
 		t.Fatalf("Snapshot: %v", err)

@@ -149,6 +149,7 @@ type Node struct {
 	logger   *slog.Logger
 	raft     *raft.Raft
 	fsm      *FSM
+	logs     raft.LogStore
 	closers  []io.Closer
 	hadState bool
 
@@ -227,6 +228,7 @@ func OpenWith(cfg Config, trans raft.Transport, st Stores) (n *Node, err error) 
 		return nil, fmt.Errorf("consensus: start raft: %w", err)
 	}
 	n.raft = r
+	n.logs = st.Log
 	logger.Info("raft started", "address", string(trans.LocalAddr()),
 		"state_index", n.fsm.State().Index)
 	return n, nil
@@ -426,6 +428,41 @@ func (n *Node) WaitForIndex(ctx context.Context, index uint64) error {
 		case <-ctx.Done():
 			return fmt.Errorf("consensus: wait for index %d: %w", index, ctx.Err())
 		case <-ch:
+		}
+	}
+	return nil
+}
+
+// WaitLogApplied blocks until the local state includes every command of
+// the local raft log as it stands when called, or ctx ends. raft's
+// AppliedIndex is not enough: it counts entries handed to the FSM, which
+// may still be decoding a large one (a release of many files takes a
+// second), and no-op and configuration entries never reach the state.
+func (n *Node) WaitLogApplied(ctx context.Context) error {
+	target := n.raft.LastIndex()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for n.raft.AppliedIndex() < target {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consensus: applied %d of %d: %w", n.raft.AppliedIndex(), target, ctx.Err())
+		case <-t.C:
+		}
+	}
+	first, err := n.logs.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("consensus: wait for the log: %w", err)
+	}
+	var l raft.Log
+	for i := target; i >= first && i > 0; i-- {
+		if err := n.logs.GetLog(i, &l); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				break // compacted meanwhile: the snapshot holds it
+			}
+			return fmt.Errorf("consensus: wait for the log: entry %d: %w", i, err)
+		}
+		if l.Type == raft.LogCommand {
+			return n.WaitForIndex(ctx, i)
 		}
 	}
 	return nil

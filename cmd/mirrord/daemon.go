@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -264,7 +263,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	// nothing until the state has caught up with the whole log, or a
 	// device could see a release half-restored. A joined node waits for
 	// the state the leader had when it admitted it.
-	if err := waitApplied(wctx, cons.Raft()); err != nil {
+	if err := cons.WaitLogApplied(wctx); err != nil {
 		return fmt.Errorf("waiting for the raft log to be applied: %w", err)
 	}
 	if err := cons.WaitForIndex(wctx, joinIndex); err != nil {
@@ -402,23 +401,6 @@ func joinCluster(ctx context.Context, log *slog.Logger, h host.Host, cl *node.Cl
 		case <-time.After(wait):
 		}
 	}
-}
-
-// waitApplied waits until raft has applied every entry of its log as it
-// stood when called (raft's own index: no-op and configuration entries
-// never reach the FSM).
-func waitApplied(ctx context.Context, r *raft.Raft) error {
-	target := r.LastIndex()
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for r.AppliedIndex() < target {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("applied %d of %d: %w", r.AppliedIndex(), target, ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
 }
 
 // readPSK reads a private network key: 64 hex characters.

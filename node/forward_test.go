@@ -59,6 +59,10 @@ func TestForwardLargeWrite(t *testing.T) {
 		cfg.Dir = filepath.Join(t.TempDir(), "raft")
 		cfg.Bootstrap = i == 0
 		cfg.Logger = log
+		// Moving and decoding a 40 MB entry on a busy machine can hold
+		// a heartbeat past the default 250 ms lease; this test is about
+		// sizes, not about how much load a lease survives.
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 3*time.Second, 3*time.Second, 3*time.Second
 		nd, err := consensus.Open(cfg, trans)
 		if err != nil {
 			t.Fatal(err)

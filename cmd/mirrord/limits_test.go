@@ -306,6 +306,19 @@ func TestBodyLimits(t *testing.T) {
 			t.Errorf("%s %s over max_admin_body_bytes: %d %v", tc.method, tc.path, status, ans)
 		}
 	}
+
+	// An operator who lowered the limit below a bundle's manifest is
+	// told which setting refused it.
+	if testing.Short() {
+		return
+	}
+	small := startNodeWith(t, "", func(c *configs.Config) { c.Limits.MaxAdminBodyBytes = 1 << 20 })
+	small.cli(t, "app", "create", app)
+	out, err := small.cliErr("publish", "--app", app, "--version", "1.0.1", manyFilesBundle(t, 6000))
+	if err == nil || !strings.Contains(err.Error(), "create release 1.0.1 of "+app+" (6000 manifest files, all uploaded)") ||
+		!strings.Contains(err.Error(), "limits.max_admin_body_bytes") {
+		t.Fatalf("publish past the admin body limit: %v\n%s", err, out)
+	}
 }
 
 func TestImportParts(t *testing.T) {

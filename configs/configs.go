@@ -95,8 +95,14 @@ type Node struct {
 // Limits bound what clients may send.
 type Limits struct {
 	// MaxRequestBytes bounds device request bodies (updates, stats,
-	// channel_self) and admin JSON bodies.
+	// channel_self): anyone can send them, so the bound is tight.
 	MaxRequestBytes ByteSize `yaml:"max_request_bytes"`
+	// MaxAdminBodyBytes bounds admin JSON bodies (only with the admin
+	// token). A release's manifest is the largest: about 700 bytes per
+	// file encrypted, 250 plain, so the default takes ~90,000 encrypted
+	// files. A release is also one raft entry, which cannot pass
+	// consensus.MaxCommandBytes (64 MiB) whatever this says.
+	MaxAdminBodyBytes ByteSize `yaml:"max_admin_body_bytes"`
 	// MaxUploadBytes bounds one uploaded object (a bundle zip or file).
 	MaxUploadBytes ByteSize `yaml:"max_upload_bytes"`
 	// DeviceBodyTimeout bounds the time a device has to send a request
@@ -148,8 +154,8 @@ func Default() Config {
 	return Config{
 		Version: 1,
 		Node:    Node{Data: "./mirrord-data", HTTP: "127.0.0.1:8080", P2P: []string{}, Metrics: "open"},
-		Limits: Limits{MaxRequestBytes: 1 << 20, MaxUploadBytes: 2 << 30, DeviceBodyTimeout: Duration(30 * time.Second),
-			DownloadFetches: 64, DownloadFetchStall: Duration(30 * time.Second)},
+		Limits: Limits{MaxRequestBytes: 1 << 20, MaxAdminBodyBytes: 64 << 20, MaxUploadBytes: 2 << 30,
+			DeviceBodyTimeout: Duration(30 * time.Second), DownloadFetches: 64, DownloadFetchStall: Duration(30 * time.Second)},
 		Stats: Stats{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, FlushInterval: Duration(time.Second),
 			Retention: Duration(30 * 24 * time.Hour), ReportInterval: Duration(2 * time.Second),
 			HaltCheckInterval: Duration(time.Second)},
@@ -299,6 +305,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxRequestBytes < 1024 {
 		return errors.New("limits.max_request_bytes: must be at least 1KiB")
+	}
+	if c.Limits.MaxAdminBodyBytes < 1<<20 {
+		return errors.New("limits.max_admin_body_bytes: must be at least 1MiB")
 	}
 	if c.Limits.MaxUploadBytes < 1<<20 {
 		return errors.New("limits.max_upload_bytes: must be at least 1MiB")

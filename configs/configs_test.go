@@ -125,6 +125,7 @@ func TestParseErrors(t *testing.T) {
 		{"node:\n  http: nope\n", "node.http"},
 		{"stats:\n  flush_interval: soon\n", "not a duration"},
 		{"limits:\n  max_upload_bytes: lots\n", "not a size"},
+		{"limits:\n  max_admin_body_bytes: 64KiB\n", "line 2: limits.max_admin_body_bytes: must be at least 1MiB"},
 		{"version: [\n", "config f.yaml"},
 		{"node:\n  psk_file: k\n  p2p: [/ip4/0.0.0.0/udp/1/quic-v1]\n", "node.p2p"},
 		{"raft:\n  heartbeat_timeout: 2s\n", "raft.election_timeout: 500ms is shorter"},
@@ -153,6 +154,9 @@ func TestParseAccepts(t *testing.T) {
 		{"node:\n  psk_file: k\n  p2p: [/ip4/0.0.0.0/tcp/4001]\n", func(c Config) bool { return c.Node.PSKFile == "k" }},
 		{"raft:\n  heartbeat_timeout: 2s\n  election_timeout: 2s\n", func(c Config) bool { return time.Duration(c.Raft.ElectionTimeout) == 2*time.Second }},
 		{"raft:\n  election_timeout: 3s\n", func(c Config) bool { return time.Duration(c.Raft.ElectionTimeout) == 3*time.Second }},
+		{"limits:\n  max_request_bytes: 64KiB\n  max_admin_body_bytes: 256MiB\n", func(c Config) bool {
+			return c.Limits.MaxRequestBytes == 64<<10 && c.Limits.MaxAdminBodyBytes == 256<<20
+		}},
 	} {
 		c, err := Parse("f.yaml", []byte(tc.doc))
 		if err != nil || !tc.want(c) {

@@ -38,4 +38,7 @@ var (
 	// ErrUnknownCommand is returned by Decode for a command type this
 	// build does not know.
 	ErrUnknownCommand = errors.New("consensus: unknown command type")
+	// ErrTooLarge means a command encodes to more than MaxCommandBytes.
+	// Apply refuses it before proposing anything.
+	ErrTooLarge = errors.New("consensus: command too large for one raft log entry")
 )

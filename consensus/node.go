@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/segment"
 
 	"mirrord/consensus/state"
 )
@@ -130,6 +131,13 @@ type Stores struct {
 
 // snapshotRetain is how many snapshots the file store keeps.
 const snapshotRetain = 3
+
+// MaxCommandBytes bounds one encoded command (the data of one raft log
+// entry). raft-wal cannot store a larger entry, and a leader that fails
+// to store an entry steps down, so Apply refuses such a command up front
+// instead of costing the cluster an election. The margin leaves room for
+// raft's own fields of the entry.
+const MaxCommandBytes = segment.MaxEntrySize - 64<<10
 
 // defaultApplyTimeout bounds how long Apply waits to enqueue a command
 // when ctx has no deadline.
@@ -355,8 +363,10 @@ func (n *Node) Raft() *raft.Raft { return n.raft }
 // node (which, on the leader, is after the entry was fsynced here and
 // stored by a quorum). On success it returns the *state.State right
 // after the command. A business error is returned as a *Error (use
-// errors.As, or errors.Is with ErrNotFound, ErrConflict, ErrInvalid). On
-// a follower it fails with ErrNotLeader; without any known leader, or
+// errors.As, or errors.Is with ErrNotFound, ErrConflict, ErrInvalid). A
+// command that encodes to more than MaxCommandBytes fails with
+// ErrTooLarge on any node, before anything is proposed. On a follower it
+// fails with ErrNotLeader; without any known leader, or
 // when quorum or leadership is lost, with ErrUnavailable. If ctx ends
 // after the command was enqueued, the command may still commit.
 func (n *Node) Apply(ctx context.Context, cmd Command) (any, error) {
@@ -365,6 +375,9 @@ func (n *Node) Apply(ctx context.Context, cmd Command) (any, error) {
 		return nil, err
 	}
 	op := "apply " + cmd.CommandType().String()
+	if len(data) > MaxCommandBytes {
+		return nil, fmt.Errorf("consensus: %s: %w: %d bytes, at most %d", op, ErrTooLarge, len(data), MaxCommandBytes)
+	}
 	timeout, err := timeoutFrom(ctx, defaultApplyTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("consensus: %s: %w", op, err)

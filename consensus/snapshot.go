@@ -27,7 +27,9 @@ const (
 	snapshotMagic   = "MIRRORD-SNAPSHOT"
 	snapshotVersion = 1
 	// maxRecordSize bounds one record so a corrupt length cannot make
-	// Restore allocate without limit.
+	// Restore allocate without limit. It must hold the largest record a
+	// command can create: a release, whose record is smaller than its
+	// ReleaseCreate entry (at most MaxCommandBytes).
 	maxRecordSize = 64 << 20
 )
 
@@ -156,6 +158,12 @@ func (sw *snapshotWriter) record(t recordType, v any) {
 	payload, err := json.Marshal(v)
 	if err != nil {
 		sw.err = fmt.Errorf("encode record %d: %w", t, err)
+		return
+	}
+	if len(payload) > maxRecordSize {
+		// Failing the snapshot keeps the log; writing the record would
+		// leave a snapshot that no node can restore.
+		sw.err = fmt.Errorf("record %d is %d bytes, more than the %d a snapshot record may hold", t, len(payload), maxRecordSize)
 		return
 	}
 	hdr := binary.AppendUvarint([]byte{byte(t)}, uint64(len(payload)))

@@ -40,7 +40,10 @@ const DefaultVoters = 3
 
 const (
 	maxRPCBytes = 32 << 20
-	rpcTimeout  = 30 * time.Second
+	// maxMemberRPCBytes bounds a call from a cluster member: a forwarded
+	// write carries one raft entry, base64 in JSON.
+	maxMemberRPCBytes = consensus.MaxCommandBytes/3*4 + 1<<20
+	rpcTimeout        = 30 * time.Second
 )
 
 // ClusterConfig configures a Cluster.
@@ -422,13 +425,17 @@ func (c *Cluster) handle(s network.Stream) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(2 * rpcTimeout))
 	enc := json.NewEncoder(s)
+	remote := s.Conn().RemotePeer()
+	member := c.IsMember(remote)
+	limit := int64(maxRPCBytes)
+	if member {
+		limit = maxMemberRPCBytes
+	}
 	var req rpcRequest
-	if err := json.NewDecoder(io.LimitReader(s, maxRPCBytes)).Decode(&req); err != nil {
+	if err := json.NewDecoder(io.LimitReader(s, limit)).Decode(&req); err != nil {
 		_ = enc.Encode(errReply("invalid", "bad request: %v", err))
 		return
 	}
-	remote := s.Conn().RemotePeer()
-	member := c.IsMember(remote)
 	ctx, cancel := context.WithTimeout(c.ctx, rpcTimeout)
 	defer cancel()
 	switch req.Op {

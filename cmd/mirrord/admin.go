@@ -216,16 +216,21 @@ func cmdReleaseList(ctx context.Context, env *cmdEnv) error {
 		return err
 	}
 	var out []adminapi.ReleaseInfo
-	if err := c.do(ctx, "GET", "/admin/v1/apps/"+pathEsc(env.args[0])+"/releases", nil, &out); err != nil {
+	asJSON := flagBool(env.fs, "json")
+	q := "?manifest=false" // the table shows only the count
+	if asJSON {
+		q = ""
+	}
+	if err := c.do(ctx, "GET", "/admin/v1/apps/"+pathEsc(env.args[0])+"/releases"+q, nil, &out); err != nil {
 		return err
 	}
-	if flagBool(env.fs, "json") {
+	if asJSON {
 		return printJSON(env.stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tENCRYPTED\tSIZE\tFILES\tMIN_NATIVE\tCHANNELS\tCREATED")
 	for _, r := range out {
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%s\t%s\t%s\n", r.Version, r.Encrypted(), humanBytes(r.ZipSize), len(r.Manifest),
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%s\t%s\t%s\n", r.Version, r.Encrypted(), humanBytes(r.ZipSize), r.Files,
 			dash(r.MinNative), dash(strings.Join(r.Channels, ",")), time.UnixMilli(r.CreatedAt).UTC().Format(time.RFC3339))
 	}
 	return tw.Flush()
@@ -666,7 +671,7 @@ func publish(ctx context.Context, c *client, o publishOptions, note io.Writer) (
 		req.Manifest = append(req.Manifest, adminapi.ReleaseFile{FileName: f.Name, FileHash: f.Hash, CID: obj.CID})
 	}
 	if err := c.do(ctx, "POST", "/admin/v1/apps/"+pathEsc(o.App)+"/releases", req, &rel); err != nil {
-		return rel, 0, err
+		return rel, 0, fmt.Errorf("create release %s of %s (%d manifest files, all uploaded): %w", o.Version, o.App, len(req.Manifest), err)
 	}
 	return rel, total, nil
 }
@@ -723,7 +728,7 @@ func reusableSessionKey(ctx context.Context, c *client, app adminapi.AppInfo, pr
 	}
 	keyID := content.KeyID(string(content.PublicKeyPEM(&priv.PublicKey)))
 	var rels []adminapi.ReleaseInfo
-	if err := c.do(ctx, "GET", "/admin/v1/apps/"+pathEsc(app.ID)+"/releases", nil, &rels); err != nil {
+	if err := c.do(ctx, "GET", "/admin/v1/apps/"+pathEsc(app.ID)+"/releases?manifest=false", nil, &rels); err != nil {
 		return nil, "", fmt.Errorf("list releases of %s to reuse their session key (--fresh-session-key skips this): %w", app.ID, err)
 	}
 	var latest *state.Release

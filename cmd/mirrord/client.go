@@ -86,6 +86,9 @@ type apiErr struct {
 	Status  int
 	Code    string `json:"error"`
 	Message string `json:"message"`
+	// Row is the 1-based row of a bulk request the error is about, 0
+	// when none.
+	Row int `json:"row"`
 }
 
 func (e *apiErr) Error() string {
@@ -94,6 +97,11 @@ func (e *apiErr) Error() string {
 	}
 	return e.Message
 }
+
+// maxAnswerBytes bounds an answer the client reads. Listings grow with
+// the fleet (250,000 device overrides are ~30 MB), so the bound only
+// guards against a runaway server.
+const maxAnswerBytes = 1 << 30
 
 // do sends a JSON request (body may be nil) and decodes the JSON answer
 // into out (may be nil).
@@ -126,9 +134,12 @@ func (c *client) send(ctx context.Context, method, path, ctype string, body io.R
 		return fmt.Errorf("cannot reach mirrord at %s: %w (is `mirrord serve` running? check --server)", c.server, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
 	if err != nil {
 		return fmt.Errorf("read answer: %w", err)
+	}
+	if len(b) > maxAnswerBytes {
+		return fmt.Errorf("%s %s: the answer is larger than %d bytes, more than this client reads", method, path, maxAnswerBytes)
 	}
 	if resp.StatusCode >= 300 {
 		e := &apiErr{Status: resp.StatusCode}

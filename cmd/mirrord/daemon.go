@@ -337,7 +337,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 		BodyTimeout: time.Duration(cfg.Limits.DeviceBodyTimeout), Serving: serving.Load, Counter: fleet, Observer: met},
 		cons, store, stats, node.Overrides{Cons: cluster}, log.With("component", "devices"))
 	devAPI.Register(mux)
-	adminAPI := adminapi.New(adminapi.Config{Token: token, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes),
+	adminAPI := adminapi.New(adminapi.Config{Token: token, MaxBodyBytes: int64(cfg.Limits.MaxAdminBodyBytes),
 		MaxUploadBytes: int64(cfg.Limits.MaxUploadBytes), Cluster: cluster, Budget: repl.CheckBudget, Barrier: cluster.Barrier,
 		GC: repl.Collect, Reclaim: repl.CollectSoon, Disk: repl.Disk},
 		cluster, store, log.With("component", "admin"))

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"mirrord/devicesim"
+	"mirrord/node/adminapi"
 )
 
 type cliEncrypt struct {
@@ -290,7 +291,7 @@ func TestAdminAuthAndErrors(t *testing.T) {
 		{"POST", "/admin/v1/apps", n.token, `{"id":"com.x.y","extra":1}`, 400},
 		{"POST", "/admin/v1/apps", n.token, `{"id":"com.x.y","public_key":"garbage"}`, 400},
 		{"GET", "/admin/v1/apps/com.none.here/releases", n.token, "", 404},
-		{"POST", "/admin/v1/apps", n.token, `{"id":"` + strings.Repeat("a", 2<<20) + `"}`, 413},
+		{"POST", "/admin/v1/apps", n.token, `{"id":"` + strings.Repeat("a", adminapi.DefaultMaxBodyBytes) + `"}`, 413},
 		{"GET", "/admin/v1/nothing", n.token, "", 404},
 	} {
 		req, _ := http.NewRequest(tc.method, n.url+tc.path, strings.NewReader(tc.body))

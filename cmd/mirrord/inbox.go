@@ -103,7 +103,7 @@ func (p inboxPublisher) ensureApp(ctx context.Context, b inbox.Bundle) (bool, er
 // Exists implements inbox.Publisher.
 func (p inboxPublisher) Exists(ctx context.Context, app, version string) (bool, error) {
 	var rels []adminapi.ReleaseInfo
-	err := p.c.do(ctx, "GET", "/admin/v1/apps/"+pathEsc(app)+"/releases", nil, &rels)
+	err := p.c.do(ctx, "GET", "/admin/v1/apps/"+pathEsc(app)+"/releases?manifest=false", nil, &rels)
 	if isNotFound(err) {
 		return false, nil
 	}

@@ -56,8 +56,10 @@ type Cluster interface {
 type Config struct {
 	// Token is this node's bearer token. Tokens whose SHA-256 digest is
 	// in the cluster state are accepted too (one token for the cluster).
-	Token          string
-	MaxBodyBytes   int64 // JSON bodies
+	Token string
+	// MaxBodyBytes bounds JSON bodies (limits.max_admin_body_bytes);
+	// 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes   int64
 	MaxUploadBytes int64 // one object upload
 	// ZipLimits bounds the plain zips this node inspects.
 	ZipLimits content.ZipLimits
@@ -85,6 +87,13 @@ type Config struct {
 	Disk func() node.DiskStatus
 }
 
+// DefaultMaxBodyBytes is the admin JSON body limit when Config gives
+// none. The largest body is a release's manifest, about 700 bytes per
+// file when encrypted (a 512-hex sealed hash, a CID, the name), so this
+// takes a release of ~90,000 files; its raft entry is the tighter bound
+// (consensus.MaxCommandBytes).
+const DefaultMaxBodyBytes = 64 << 20
+
 // API serves /admin/v1/.
 type API struct {
 	cfg   Config
@@ -97,7 +106,7 @@ type API struct {
 // New returns the admin API.
 func New(cfg Config, cons Consensus, store Store, log *slog.Logger) *API {
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 1 << 20
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = 2 << 30
@@ -153,6 +162,15 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
+// rowError is an error about one row (1-based) of a bulk request; the
+// answer carries the row so that a client can name the line of its file.
+type rowError struct {
+	*apiError
+	row int
+}
+
+func (e *rowError) Unwrap() error { return e.apiError }
+
 func bad(format string, args ...any) error {
 	return &apiError{http.StatusBadRequest, "invalid", fmt.Sprintf(format, args...)}
 }
@@ -171,7 +189,10 @@ func (a *API) errorAnswer(r *http.Request, err error) (int, any) {
 	var ae *apiError
 	var ce *consensus.Error
 	var mbe *http.MaxBytesError
-	status, code := http.StatusInternalServerError, "internal"
+	status, code, row := http.StatusInternalServerError, "internal", 0
+	if re, ok := err.(*rowError); ok {
+		row = re.row
+	}
 	switch {
 	case errors.As(err, &ae):
 		status, code = ae.status, ae.code
@@ -188,7 +209,10 @@ func (a *API) errorAnswer(r *http.Request, err error) (int, any) {
 		}
 	case errors.As(err, &mbe):
 		status, code = http.StatusRequestEntityTooLarge, "too_large"
-		err = fmt.Errorf("body larger than %d bytes", mbe.Limit)
+		err = fmt.Errorf("request body is larger than %d bytes, this node's limits.max_admin_body_bytes", mbe.Limit)
+	case errors.Is(err, consensus.ErrTooLarge):
+		status, code = http.StatusRequestEntityTooLarge, "too_large"
+		err = fmt.Errorf("the change does not fit in one raft log entry (%v); this bound is fixed, no setting raises it", err)
 	case content.IsNoSpace(err):
 		status, code = http.StatusInsufficientStorage, "no_space"
 		err = fmt.Errorf("this node's disk is full (%v): free space on it, run `mirrord gc` "+
@@ -201,7 +225,11 @@ func (a *API) errorAnswer(r *http.Request, err error) (int, any) {
 	if status >= 500 {
 		a.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	return status, map[string]string{"error": code, "message": err.Error()}
+	ans := map[string]any{"error": code, "message": err.Error()}
+	if row > 0 {
+		ans["row"] = row
+	}
+	return status, ans
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -519,6 +547,11 @@ func (a *API) createRelease(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	if _, err := a.cons.Apply(r.Context(), consensus.ReleaseCreate{Release: *rel, Channel: req.Channel}); err != nil {
+		if errors.Is(err, consensus.ErrTooLarge) {
+			return 0, nil, &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf(
+				"release %s: its manifest of %d files does not fit in one raft log entry (%v); this bound is fixed, no setting raises it: ship fewer files (merge small assets) or shorter paths",
+				req.Version, len(rel.Manifest), err)}
+		}
 		return 0, nil, err
 	}
 	return http.StatusCreated, rel, nil
@@ -668,17 +701,38 @@ func (a *API) readObject(ctx context.Context, s, what string) ([]byte, int64, er
 // ReleaseInfo is a release as listed, with the channels pointing at it.
 type ReleaseInfo struct {
 	*state.Release
+	// Files is the number of manifest files, also when the listing
+	// leaves the manifests out.
+	Files    int      `json:"files"`
 	Channels []string `json:"channels"`
 }
 
+// listReleases lists an app's releases. With ?manifest=false each
+// release comes without its manifest: a release of 50,000 files is tens
+// of MB of JSON, and callers that look for a version or a session key
+// do not need it.
 func (a *API) listReleases(r *http.Request) (int, any, error) {
 	app, err := a.app(r)
 	if err != nil {
 		return 0, nil, err
 	}
+	withManifest := true
+	if m := r.URL.Query().Get("manifest"); m != "" {
+		b, err := strconv.ParseBool(m)
+		if err != nil {
+			return 0, nil, bad("manifest=%q: want true or false", m)
+		}
+		withManifest = b
+	}
 	out := []ReleaseInfo{}
 	for _, v := range app.ReleaseVersions() {
-		ri := ReleaseInfo{Release: app.Releases[v], Channels: []string{}}
+		rel := app.Releases[v]
+		ri := ReleaseInfo{Release: rel, Files: len(rel.Manifest), Channels: []string{}}
+		if !withManifest && rel.Manifest != nil {
+			cp := *rel
+			cp.Manifest = nil
+			ri.Release = &cp
+		}
 		for _, n := range app.ChannelNames() {
 			if app.Channels[n].Version == v {
 				ri.Channels = append(ri.Channels, n)

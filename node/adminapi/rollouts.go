@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -292,23 +293,44 @@ func (a *API) stats(r *http.Request) (int, any, error) {
 // ---- bulk devices ----
 
 // BulkDevicesRequest is the body of POST /admin/v1/apps/{app}/devices:
-// rows of device -> channel and/or pinned release, or removals. Larger
-// lists are split into raft entries of state.MaxDeviceBatch rows; each
-// entry is all or nothing, and rows are checked before the first one.
+// rows of device -> channel and/or pinned release, or removals. Every
+// row is checked before the first is written; then the rows go into
+// raft entries of state.MaxDeviceBatch rows, in order, each all or
+// nothing. With ?dry_run=true the rows are only checked.
+//
+// A request is bounded by limits.max_admin_body_bytes; `mirrord device
+// import` sends a file of any size as requests of one entry each, all
+// checked (dry run) before the first is sent for real.
 type BulkDevicesRequest struct {
 	Devices []state.DeviceEntry `json:"devices"`
+	// FirstRow is the number of the first row in errors and answers
+	// (default 1), so that a client sending a file in parts gets errors
+	// numbered as in the whole file.
+	FirstRow int `json:"first_row,omitempty"`
 }
 
-// BulkDevicesAnswer tells how many rows were applied.
+// BulkDevicesAnswer tells what happened to the rows of a request.
 type BulkDevicesAnswer struct {
-	Applied int `json:"applied"`
-	Batches int `json:"batches"`
+	// Checked is the number of rows checked (all of them, or the error
+	// answer names the first bad row).
+	Checked int `json:"checked"`
+	// Applied is the number of rows written, Batches the raft entries
+	// they took; both 0 for a dry run.
+	Applied int  `json:"applied"`
+	Batches int  `json:"batches"`
+	DryRun  bool `json:"dry_run,omitempty"`
 }
 
 func (a *API) bulkDevices(r *http.Request) (int, any, error) {
 	app, err := a.app(r)
 	if err != nil {
 		return 0, nil, err
+	}
+	dry := false
+	if v := r.URL.Query().Get("dry_run"); v != "" {
+		if dry, err = strconv.ParseBool(v); err != nil {
+			return 0, nil, bad("dry_run=%q: want true or false", v)
+		}
 	}
 	var req BulkDevicesRequest
 	if err := a.decode(r, &req); err != nil {
@@ -317,19 +339,32 @@ func (a *API) bulkDevices(r *http.Request) (int, any, error) {
 	if len(req.Devices) == 0 {
 		return 0, nil, bad("devices is empty")
 	}
+	first := req.FirstRow
+	if first == 0 {
+		first = 1
+	}
+	if first < 1 {
+		return 0, nil, bad("first_row %d: want 1 or more", req.FirstRow)
+	}
 	for i, d := range req.Devices {
 		if err := checkDeviceRow(app, d); err != nil {
-			return 0, nil, bad("row %d (device %q): %s", i+1, d.DeviceID, err)
+			row := first + i
+			return 0, nil, &rowError{&apiError{http.StatusBadRequest, "invalid",
+				fmt.Sprintf("row %d (device %q): %s", row, d.DeviceID, err)}, row}
 		}
 	}
-	out := BulkDevicesAnswer{}
+	out := BulkDevicesAnswer{Checked: len(req.Devices), DryRun: dry}
+	if dry {
+		return http.StatusOK, out, nil
+	}
 	for start := 0; start < len(req.Devices); start += state.MaxDeviceBatch {
 		end := min(start+state.MaxDeviceBatch, len(req.Devices))
 		cmd := consensus.DevicesSet{App: app.App.ID, Devices: req.Devices[start:end]}
 		if _, err := a.cons.Apply(r.Context(), cmd); err != nil {
 			if out.Applied > 0 {
-				return 0, nil, &apiError{http.StatusConflict, "partial", "rows 1-" + strconv.Itoa(out.Applied) +
-					" were applied, the rest were not: " + err.Error()}
+				return 0, nil, &apiError{http.StatusConflict, "partial", fmt.Sprintf(
+					"rows %d-%d were applied in %d raft entries, rows %d-%d were not: %v (sending the same rows again is safe: a row sets the same override again)",
+					first, first+out.Applied-1, out.Batches, first+out.Applied, first+len(req.Devices)-1, err)}
 			}
 			return 0, nil, err
 		}

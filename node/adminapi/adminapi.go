@@ -495,7 +495,7 @@ func (a *API) validateRelease(ctx context.Context, app *state.AppState, req *Cre
 	if sum := h.Sum(nil); hex.EncodeToString(sum) != rel.Checksum {
 		return nil, bad("checksum does not match the uploaded zip (sha256 %x)", sum)
 	}
-	if err := content.CheckZip(&fileReaderAt{f: zf}, zipSize, a.cfg.ZipLimits); err != nil {
+	if err := content.CheckZip(&fileReaderAt{f: zf, off: -1}, zipSize, a.cfg.ZipLimits); err != nil {
 		var rerr *readError
 		if errors.As(err, &rerr) {
 			return nil, fmt.Errorf("zip %s: %w", req.ZipCID, rerr.err)
@@ -608,7 +608,8 @@ func (a *API) objectSize(ctx context.Context, s, what string) (int64, error) {
 
 // fileReaderAt reads a stored object at offsets for archive/zip, which
 // reads the central directory at the end and then each entry front to
-// back: it seeks only when the offset is not where the last read ended.
+// back: it seeks only when the offset is not where the last read ended
+// (off, -1 before the first read, whatever the file's position).
 // A read error of the store (a corrupt block) is wrapped in readError so
 // that it is not reported as a bad zip.
 type fileReaderAt struct {

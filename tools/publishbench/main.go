@@ -123,6 +123,7 @@ func run(ctx context.Context, cfg config) error {
 		fmt.Fprintf(os.Stderr, "release: %s (%d bytes)\n", rel, n)
 		rels, relBytes = append(rels, rel), relBytes+n
 	}
+	load0 := loadAvg()
 	var results []result
 	for round := 1; round <= cfg.rounds; round++ {
 		for _, b := range cfg.bins {
@@ -135,8 +136,9 @@ func run(ctx context.Context, cfg config) error {
 			printResults(os.Stderr, results[len(results)-1:])
 		}
 	}
-	fmt.Printf("\n%d nodes, %d release(s) at once, %.0f MB in all (%s), %d rounds\n\n", cfg.nodes, cfg.parallel, float64(relBytes)/1e6,
-		map[bool]string{false: "stored zip", true: "deflated directory"}[cfg.deflate], cfg.rounds)
+	fmt.Printf("\n%d nodes, %d release(s) at once, %.0f MB in all (%s), %d rounds; load average %s at the start, %s at the end\n\n",
+		cfg.nodes, cfg.parallel, float64(relBytes)/1e6, map[bool]string{false: "stored zip", true: "deflated directory"}[cfg.deflate],
+		cfg.rounds, load0, loadAvg())
 	printResults(os.Stdout, results)
 	return nil
 }
@@ -341,6 +343,16 @@ func (c *cluster) upload(ctx context.Context, url, path string) error {
 		return fmt.Errorf("upload: HTTP %d: %s", resp.StatusCode, b)
 	}
 	return nil
+}
+
+// loadAvg is the machine's 1-minute load average (other work on the
+// machine skews every number).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 func firstLine(s string) string {

@@ -1,9 +1,10 @@
 // Command publishbench measures what a large publish does to raft
 // (docs/BENCHMARKS.md, "Publish and raft"). For each round and each
 // mirrord binary given, it starts a cluster of real `mirrord serve`
-// processes on loopback, publishes one release of random bytes through
-// the real CLI (its own process), and records raft's view while the
-// publish runs and until every node holds the release: leader changes,
+// processes on loopback, publishes one release of random bytes (or
+// -parallel releases at once) through the real CLI (its own process),
+// and records raft's view while the publish runs and until every node
+// holds the release: leader changes,
 // term changes, the longest time a follower went without hearing from
 // the leader (sampled from /metrics), the leader's "failed to contact"
 // warnings and the followers' election timeouts (from the logs). In the
@@ -50,7 +51,7 @@ func main() {
 	dir := flag.String("dir", "", "work `dir` (data dirs, release, fsync baseline); default a temp dir")
 	poll := flag.Duration("poll", 50*time.Millisecond, "how often /metrics of every node is read")
 	timeout := flag.Duration("timeout", 20*time.Minute, "bound on the whole run")
-	keepLogs := flag.Bool("logs", false, "keep each run's node logs, print their path and a timeline of raft events")
+	keepLogs := flag.Bool("logs", false, "keep each run's node logs (not their data), print their path and a timeline of raft events")
 	upload := flag.Bool("upload-only", false, "only upload the zip (POST /admin/v1/objects) to the leader, no release")
 	parallel := flag.Int("parallel", 1, "publishes at once, each of its own release of -size MB")
 	flag.Parse()
@@ -227,8 +228,8 @@ func printResults(w io.Writer, rs []result) {
 		res := "ok"
 		if r.err != "" {
 			res = r.err
-			if len(res) > 60 {
-				res = res[:60] + "…"
+			if rs := []rune(res); len(rs) > 60 {
+				res = string(rs[:60]) + "…"
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.1fx\t%.2f\t%d\t%d\t%d\t%d (%d)\t%d\t%d\t%d\t%s\t\n", r.bin, r.round,
@@ -249,6 +250,12 @@ func measure(ctx context.Context, cfg config, work string, b namedBin, rels []st
 	if !cfg.keepLogs {
 		defer os.RemoveAll(runDir)
 	} else {
+		// Keep the logs (runDir/nI.log), not the nodes' data.
+		defer func() {
+			for i := range cfg.nodes {
+				os.RemoveAll(filepath.Join(runDir, fmt.Sprintf("n%d", i)))
+			}
+		}()
 		fmt.Fprintln(os.Stderr, "logs:", runDir)
 	}
 	cl, err := startCluster(ctx, b.path, runDir, cfg.nodes)
@@ -256,8 +263,8 @@ func measure(ctx context.Context, cfg config, work string, b namedBin, rels []st
 	if err != nil {
 		return res, err
 	}
-	// A small publish first, so that the app and channel exist and the
-	// cluster has settled.
+	// The app first, and every node reporting, so that the cluster has
+	// settled.
 	if _, err := cl.cli(ctx, "app", "create", "com.example.bench"); err != nil {
 		return res, err
 	}

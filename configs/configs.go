@@ -346,7 +346,7 @@ func (c Config) Validate() error {
 		return errors.New("stats.retention: must not be negative")
 	}
 	if h := time.Duration(c.Raft.HeartbeatTimeout); h != 0 && h < minRaftHeartbeat {
-		return fmt.Errorf("raft.heartbeat_timeout: %s (want 0s for %s, or at least %s, the leader lease)", h, defaultRaftTimeout, minRaftHeartbeat)
+		return fmt.Errorf("raft.heartbeat_timeout: %s (want 0s for %s, or at least %s)", h, defaultRaftTimeout, minRaftHeartbeat)
 	}
 	if c.Raft.ElectionTimeout < 0 {
 		return errors.New("raft.election_timeout: must not be negative")
@@ -368,8 +368,10 @@ func (c Config) Validate() error {
 // with when the file leaves them at 0 (consensus.DefaultConfig's).
 const defaultRaftTimeout = 500 * time.Millisecond
 
-// minRaftHeartbeat is the leader lease timeout a node runs with; raft
-// refuses a heartbeat timeout below it.
+// minRaftHeartbeat is the shortest heartbeat timeout accepted. The
+// leader lease is as long as the heartbeat timeout, and on a loaded node
+// heartbeats are late by up to a few hundred ms (docs/BENCHMARKS.md):
+// shorter, and leaders step down under ordinary load.
 const minRaftHeartbeat = 250 * time.Millisecond
 
 func raftTimeout(d Duration) time.Duration {

@@ -22,8 +22,8 @@ import (
 )
 
 // Config configures a Node. Zero durations and thresholds mean raft's
-// defaults (see raft.DefaultConfig), except that a defaulted
-// LeaderLeaseTimeout is lowered to HeartbeatTimeout and a defaulted
+// defaults (see raft.DefaultConfig), except that a zero
+// LeaderLeaseTimeout means HeartbeatTimeout and a defaulted
 // ElectionTimeout is raised to HeartbeatTimeout when needed.
 type Config struct {
 	// NodeID is the raft server id; it must be stable across restarts.
@@ -55,18 +55,27 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns the settings mirrord runs with. The timeouts are
-// half of raft's defaults so that a new leader is elected well within
-// the 3 s failover budget; NodeID and Dir must still be set.
+// DefaultConfig returns the settings mirrord runs with. The heartbeat
+// and election timeouts are half of raft's defaults so that a new leader
+// is elected well within the 1 s failover budget; NodeID and Dir must
+// still be set.
+//
+// The leader lease is as long as the heartbeat timeout (raft allows no
+// more): a leader that has not heard from a quorum for that long steps
+// down. A shorter lease buys nothing here, since followers wait the
+// heartbeat timeout before they elect anyone, and it made leaders step
+// down on the heartbeat delays of 250 to 480 ms measured on a loaded
+// 2-core node while a release replicates (docs/BENCHMARKS.md, "Publish
+// and raft"); the election that followed cost the cluster its leader
+// for most of a second.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:   500 * time.Millisecond,
-		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
-		CommitTimeout:      50 * time.Millisecond,
-		SnapshotThreshold:  8192,
-		SnapshotInterval:   2 * time.Minute,
-		TrailingLogs:       10240,
+		HeartbeatTimeout:  500 * time.Millisecond,
+		ElectionTimeout:   500 * time.Millisecond,
+		CommitTimeout:     50 * time.Millisecond,
+		SnapshotThreshold: 8192,
+		SnapshotInterval:  2 * time.Minute,
+		TrailingLogs:      10240,
 	}
 }
 
@@ -102,7 +111,7 @@ func (c Config) raftConfig() *raft.Config {
 	}
 	if c.LeaderLeaseTimeout > 0 {
 		rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
-	} else if rc.LeaderLeaseTimeout > rc.HeartbeatTimeout {
+	} else {
 		rc.LeaderLeaseTimeout = rc.HeartbeatTimeout
 	}
 	if c.CommitTimeout > 0 {

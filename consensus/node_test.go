@@ -223,3 +223,35 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("Open with an empty config succeeded")
 	}
 }
+
+// TestLeaderLease: the lease a leader keeps without hearing from a
+// quorum is the heartbeat timeout unless set. A shorter lease made
+// leaders step down during large publishes although no follower would
+// have started an election (docs/BENCHMARKS.md, "Publish and raft").
+func TestLeaderLease(t *testing.T) {
+	def := DefaultConfig()
+	tests := []struct {
+		name      string
+		heartbeat time.Duration
+		lease     time.Duration
+		want      time.Duration
+	}{
+		{"mirrord's defaults", def.HeartbeatTimeout, def.LeaderLeaseTimeout, 500 * time.Millisecond},
+		{"a longer heartbeat timeout", 2 * time.Second, 0, 2 * time.Second},
+		{"a shorter heartbeat timeout", 300 * time.Millisecond, 0, 300 * time.Millisecond},
+		{"an explicit lease", 500 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := def
+			c.NodeID, c.Dir = "n", "d"
+			c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = tc.heartbeat, tc.heartbeat, tc.lease
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.raftConfig().LeaderLeaseTimeout; got != tc.want {
+				t.Errorf("lease %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -8,15 +8,7 @@ import (
 )
 
 func FuzzReadZip(f *testing.F) {
-	for _, name := range []string{"bundle-1.0.1.zip", "bundle-1.0.2.zip"} {
-		f.Add(readVector(f, name))
-	}
-	for _, tc := range badZips(f) {
-		if len(tc.zip) < 64<<10 {
-			f.Add(tc.zip)
-		}
-	}
-	f.Add(makeZip(f, []zipEntry{{name: "dist/index.html", data: []byte("x")}, {name: "dist/a/b.js", data: []byte("y")}}))
+	addZipSeeds(f)
 	// Small limits keep each run fast; the checks are the same.
 	lim := ZipLimits{MaxFiles: 200, MaxTotalBytes: 4 << 20}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -44,6 +36,32 @@ func FuzzReadZip(f *testing.F) {
 			t.Fatalf("limits exceeded: %d files, %d bytes", len(files), total)
 		}
 	})
+}
+
+// FuzzCheckZip: the streaming check accepts exactly what ReadZip
+// accepts, and refuses the rest with the same error.
+func FuzzCheckZip(f *testing.F) {
+	addZipSeeds(f)
+	lim := ZipLimits{MaxFiles: 200, MaxTotalBytes: 4 << 20}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, rerr := ReadZip(data, lim)
+		cerr := CheckZip(bytes.NewReader(data), int64(len(data)), lim)
+		if (rerr == nil) != (cerr == nil) || (rerr != nil && rerr.Error() != cerr.Error()) {
+			t.Fatalf("ReadZip: %v; CheckZip: %v", rerr, cerr)
+		}
+	})
+}
+
+func addZipSeeds(f *testing.F) {
+	for _, name := range []string{"bundle-1.0.1.zip", "bundle-1.0.2.zip"} {
+		f.Add(readVector(f, name))
+	}
+	for _, tc := range badZips(f) {
+		if len(tc.zip) < 64<<10 {
+			f.Add(tc.zip)
+		}
+	}
+	f.Add(makeZip(f, []zipEntry{{name: "dist/index.html", data: []byte("x")}, {name: "dist/a/b.js", data: []byte("y")}}))
 }
 
 func FuzzOpenSessionKey(f *testing.F) {

@@ -193,15 +193,47 @@ func ZipDirSkipping(dir string, skip ...string) ([]byte, error) {
 // declared and the actually decompressed sizes). Directory entries are
 // skipped.
 func ReadZip(data []byte, lim ZipLimits) ([]ZipFile, error) {
+	var out []ZipFile
+	err := walkZip(bytes.NewReader(data), int64(len(data)), lim, func(name string, f *zip.File, limit int64) (int64, error) {
+		b, err := readEntry(f, limit)
+		if err != nil {
+			return 0, err
+		}
+		out = append(out, ZipFile{Name: name, Data: b})
+		return int64(len(b)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// CheckZip validates a bundle zip of size bytes read through r exactly
+// as ReadZip does (every entry is decompressed and its CRC checked), but
+// streams the entries instead of keeping them: a node validating an
+// uploaded release of hundreds of MB then holds a few KiB, not the zip
+// and its files, in memory.
+func CheckZip(r io.ReaderAt, size int64, lim ZipLimits) error {
+	return walkZip(r, size, lim, func(_ string, f *zip.File, limit int64) (int64, error) {
+		return checkEntry(f, limit)
+	})
+}
+
+// walkZip validates the zip's directory (see ReadZip) and calls visit
+// for every app file, in zip order, with its name relative to the app
+// root and how many decompressed bytes it may have; visit returns how
+// many it had.
+func walkZip(r io.ReaderAt, size int64, lim ZipLimits, visit func(name string, f *zip.File, limit int64) (int64, error)) error {
 	lim = lim.withDefaults()
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	zr, err := zip.NewReader(r, size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		// ErrInsecurePath still returns a usable reader; the names are
 		// checked below with a clearer message.
-		return nil, fmt.Errorf("content: read zip: %w", err)
+		return fmt.Errorf("content: read zip: %w", err)
 	}
 	if len(zr.File) > lim.MaxFiles {
-		return nil, fmt.Errorf("content: read zip: %d entries, more than the limit of %d", len(zr.File), lim.MaxFiles)
+		return fmt.Errorf("content: read zip: %d entries, more than the limit of %d", len(zr.File), lim.MaxFiles)
 	}
 
 	type entry struct {
@@ -214,30 +246,30 @@ func ReadZip(data []byte, lim ZipLimits) ([]ZipFile, error) {
 	for _, f := range zr.File {
 		clean, err := CleanPath(strings.TrimSuffix(f.Name, "/"))
 		if err != nil {
-			return nil, fmt.Errorf("content: read zip: entry %q: %w", f.Name, err)
+			return fmt.Errorf("content: read zip: entry %q: %w", f.Name, err)
 		}
 		mode := f.Mode()
 		isDir := strings.HasSuffix(f.Name, "/") || mode.IsDir()
 		switch {
 		case mode&fs.ModeSymlink != 0:
-			return nil, fmt.Errorf("content: read zip: entry %q is a symlink", f.Name)
+			return fmt.Errorf("content: read zip: entry %q is a symlink", f.Name)
 		case !isDir && !mode.IsRegular():
-			return nil, fmt.Errorf("content: read zip: entry %q is a special file (%v)", f.Name, mode.Type())
+			return fmt.Errorf("content: read zip: entry %q is a special file (%v)", f.Name, mode.Type())
 		case f.Flags&0x1 != 0:
-			return nil, fmt.Errorf("content: read zip: entry %q is encrypted", f.Name)
+			return fmt.Errorf("content: read zip: entry %q is encrypted", f.Name)
 		}
 		if prevDir, dup := seen[clean]; dup {
 			if isDir && prevDir {
 				continue // the same directory twice is harmless
 			}
-			return nil, fmt.Errorf("content: read zip: entry %q: %w: duplicate of another entry", f.Name, ErrUnsafePath)
+			return fmt.Errorf("content: read zip: entry %q: %w: duplicate of another entry", f.Name, ErrUnsafePath)
 		}
 		seen[clean] = isDir
 		if isDir {
 			continue
 		}
 		if f.UncompressedSize64 > uint64(lim.MaxTotalBytes)-declared {
-			return nil, fmt.Errorf("content: read zip: declared sizes exceed the limit of %d bytes (at entry %q)", lim.MaxTotalBytes, f.Name)
+			return fmt.Errorf("content: read zip: declared sizes exceed the limit of %d bytes (at entry %q)", lim.MaxTotalBytes, f.Name)
 		}
 		declared += f.UncompressedSize64
 		files = append(files, entry{f: f, clean: clean})
@@ -247,31 +279,28 @@ func ReadZip(data []byte, lim ZipLimits) ([]ZipFile, error) {
 	for name := range seen {
 		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
 			if isDir, ok := seen[dir]; ok && !isDir {
-				return nil, fmt.Errorf("content: read zip: entry %q: %w: %q is a file", name, ErrUnsafePath, dir)
+				return fmt.Errorf("content: read zip: entry %q: %w: %q is a file", name, ErrUnsafePath, dir)
 			}
 		}
 	}
 
 	prefix, err := appPrefix(seen)
 	if err != nil {
-		return nil, fmt.Errorf("content: read zip: %w", err)
+		return fmt.Errorf("content: read zip: %w", err)
 	}
 
-	out := make([]ZipFile, 0, len(files))
 	var total int64
 	for _, e := range files {
 		if prefix != "" && !strings.HasPrefix(e.clean, prefix) {
 			continue
 		}
-		b, err := readEntry(e.f, lim.MaxTotalBytes-total)
+		n, err := visit(strings.TrimPrefix(e.clean, prefix), e.f, lim.MaxTotalBytes-total)
 		if err != nil {
-			return nil, fmt.Errorf("content: read zip: entry %q: %w", e.f.Name, err)
+			return fmt.Errorf("content: read zip: entry %q: %w", e.f.Name, err)
 		}
-		total += int64(len(b))
-		out = append(out, ZipFile{Name: strings.TrimPrefix(e.clean, prefix), Data: b})
+		total += n
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return nil
 }
 
 // appPrefix decides where the app root is, given every cleaned entry
@@ -325,6 +354,31 @@ func readEntry(f *zip.File, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("decompressed to %d bytes, header says %d", len(b), f.UncompressedSize64)
 	}
 	return b, nil
+}
+
+// checkEntry is readEntry without keeping the bytes: it returns how
+// many the entry decompressed to.
+func checkEntry(f *zip.File, limit int64) (int64, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	if f.UncompressedSize64 > uint64(limit) {
+		return 0, errors.New("decompressed size exceeds the limit")
+	}
+	// Reading to the end makes archive/zip check the CRC.
+	n, err := io.Copy(io.Discard, io.LimitReader(rc, limit+1))
+	if err != nil {
+		return 0, err
+	}
+	if n > limit {
+		return 0, errors.New("decompressed size exceeds the limit")
+	}
+	if uint64(n) != f.UncompressedSize64 {
+		return 0, fmt.Errorf("decompressed to %d bytes, header says %d", n, f.UncompressedSize64)
+	}
+	return n, nil
 }
 
 // Unzip validates data with ReadZip and writes the app files under dest

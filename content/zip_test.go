@@ -161,6 +161,10 @@ func TestReadZipRefusals(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), "content: ") {
 				t.Errorf("error %q lacks the package prefix", err)
 			}
+			// CheckZip refuses it the same way.
+			if cerr := CheckZip(bytes.NewReader(tc.zip), int64(len(tc.zip)), tc.lim); cerr == nil || cerr.Error() != err.Error() {
+				t.Errorf("CheckZip: %v, want %v", cerr, err)
+			}
 			// Unzip refuses it too and writes nothing.
 			dest := filepath.Join(t.TempDir(), "out")
 			if err := Unzip(tc.zip, dest, tc.lim); err == nil {

@@ -5,7 +5,6 @@
 package adminapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/andybalholm/brotli"
@@ -579,10 +579,16 @@ func (a *API) validateRelease(ctx context.Context, app *state.AppState, req *Cre
 		Checksum: strings.ToLower(req.Checksum), SessionKey: req.SessionKey,
 		MinNative: req.MinNative, CreatedAt: a.now().UnixMilli(),
 	}
-	zipData, zipSize, err := a.readObject(ctx, req.ZipCID, "zip")
+	// Objects are streamed, never read whole into memory: a release of
+	// hundreds of MB held (and copied) in memory made the node's Go
+	// runtime stall for hundreds of ms, long enough for raft to lose its
+	// leader (docs/BENCHMARKS.md, "Publish and raft").
+	zf, err := a.openObject(ctx, req.ZipCID, "zip")
 	if err != nil {
 		return nil, err
 	}
+	defer zf.Close()
+	zipSize := int64(zf.Size())
 	rel.ZipSize = zipSize
 	encrypted := req.SessionKey != ""
 	if encrypted {
@@ -614,7 +620,7 @@ func (a *API) validateRelease(ctx context.Context, app *state.AppState, req *Cre
 			if _, err := content.OpenChecksum(pub, strings.ToLower(f.FileHash)); err != nil {
 				return nil, bad("manifest file %s: hash does not open with the app's public key: %v", f.FileName, err)
 			}
-			_, size, err := a.readObject(ctx, f.CID, f.FileName)
+			size, err := a.objectSize(ctx, f.CID, f.FileName)
 			if err != nil {
 				return nil, err
 			}
@@ -628,11 +634,18 @@ func (a *API) validateRelease(ctx context.Context, app *state.AppState, req *Cre
 	if !hex64Re.MatchString(rel.Checksum) {
 		return nil, bad("checksum %q is not a hex SHA-256", req.Checksum)
 	}
-	sum := sha256.Sum256(zipData)
-	if hex.EncodeToString(sum[:]) != rel.Checksum {
+	h := sha256.New()
+	if _, err := io.Copy(h, zf); err != nil {
+		return nil, fmt.Errorf("zip %s: %w", req.ZipCID, err)
+	}
+	if sum := h.Sum(nil); hex.EncodeToString(sum) != rel.Checksum {
 		return nil, bad("checksum does not match the uploaded zip (sha256 %x)", sum)
 	}
-	if _, err := content.ReadZip(zipData, a.cfg.ZipLimits); err != nil {
+	if err := content.CheckZip(&fileReaderAt{f: zf, off: -1}, zipSize, a.cfg.ZipLimits); err != nil {
+		var rerr *readError
+		if errors.As(err, &rerr) {
+			return nil, fmt.Errorf("zip %s: %w", req.ZipCID, rerr.err)
+		}
 		return nil, bad("zip refused: %v", err)
 	}
 	seen := map[string]bool{}
@@ -640,23 +653,45 @@ func (a *API) validateRelease(ctx context.Context, app *state.AppState, req *Cre
 		if err := checkName(f.FileName, seen); err != nil {
 			return nil, err
 		}
-		data, size, err := a.readObject(ctx, f.CID, f.FileName)
+		size, err := a.checkFileHash(ctx, f)
 		if err != nil {
 			return nil, err
-		}
-		if strings.HasSuffix(f.FileName, ".br") {
-			dec, err := io.ReadAll(io.LimitReader(brotli.NewReader(bytes.NewReader(data)), a.cfg.MaxUploadBytes))
-			if err != nil {
-				return nil, bad("manifest file %s is not valid Brotli: %v", f.FileName, err)
-			}
-			data = dec
-		}
-		if got := sha256.Sum256(data); hex.EncodeToString(got[:]) != strings.ToLower(f.FileHash) {
-			return nil, bad("manifest file %s: file_hash does not match its bytes", f.FileName)
 		}
 		rel.Manifest = append(rel.Manifest, state.ManifestFile{FileName: f.FileName, FileHash: strings.ToLower(f.FileHash), CID: f.CID, Size: size})
 	}
 	return rel, nil
+}
+
+// checkFileHash streams a plain manifest file (decompressing a ".br"
+// one) through SHA-256 and compares it with its file_hash. It returns
+// the stored size.
+func (a *API) checkFileHash(ctx context.Context, f ReleaseFile) (int64, error) {
+	obj, err := a.openObject(ctx, f.CID, f.FileName)
+	if err != nil {
+		return 0, err
+	}
+	defer obj.Close()
+	stored := &errReader{r: obj}
+	var src io.Reader = stored
+	if strings.HasSuffix(f.FileName, ".br") {
+		src = brotli.NewReader(stored)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(src, a.cfg.MaxUploadBytes+1))
+	switch {
+	case stored.err != nil:
+		return 0, fmt.Errorf("%s %s: %w", f.FileName, f.CID, stored.err)
+	case err != nil && strings.HasSuffix(f.FileName, ".br"):
+		return 0, bad("manifest file %s is not valid Brotli: %v", f.FileName, err)
+	case err != nil:
+		return 0, fmt.Errorf("%s %s: %w", f.FileName, f.CID, err)
+	case n > a.cfg.MaxUploadBytes:
+		return 0, bad("manifest file %s decompresses to more than limits.max_upload_bytes (%d)", f.FileName, a.cfg.MaxUploadBytes)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != strings.ToLower(f.FileHash) {
+		return 0, bad("manifest file %s: file_hash does not match its bytes", f.FileName)
+	}
+	return int64(obj.Size()), nil
 }
 
 func checkName(name string, seen map[string]bool) error {
@@ -672,30 +707,86 @@ func checkName(name string, seen map[string]bool) error {
 	return nil
 }
 
-// readObject checks that an object is complete in the local store and
-// returns its bytes and size.
-func (a *API) readObject(ctx context.Context, s, what string) ([]byte, int64, error) {
+// openObject checks that an object is complete in the local store and
+// opens it.
+func (a *API) openObject(ctx context.Context, s, what string) (content.File, error) {
 	c, err := content.ParseCID(s)
 	if err != nil {
-		return nil, 0, bad("%s: %v", what, err)
+		return nil, bad("%s: %v", what, err)
 	}
 	ok, err := a.store.Complete(ctx, c)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s %s: %w", what, s, err)
+		return nil, fmt.Errorf("%s %s: %w", what, s, err)
 	}
 	if !ok {
-		return nil, 0, bad("%s: object %s is not on this node: upload it first (POST /admin/v1/objects)", what, s)
+		return nil, bad("%s: object %s is not on this node: upload it first (POST /admin/v1/objects)", what, s)
 	}
 	f, err := a.store.Open(ctx, c)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s %s: %w", what, s, err)
+		return nil, fmt.Errorf("%s %s: %w", what, s, err)
+	}
+	return f, nil
+}
+
+// errReader remembers the error of its reader other than io.EOF.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
+// objectSize is the size of a complete stored object.
+func (a *API) objectSize(ctx context.Context, s, what string) (int64, error) {
+	f, err := a.openObject(ctx, s, what)
+	if err != nil {
+		return 0, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s %s: %w", what, s, err)
+	return int64(f.Size()), nil
+}
+
+// fileReaderAt reads a stored object at offsets for archive/zip, which
+// reads the central directory at the end and then each entry front to
+// back: it seeks only when the offset is not where the last read ended
+// (off, -1 before the first read, whatever the file's position).
+// A read error of the store (a corrupt block) is wrapped in readError so
+// that it is not reported as a bad zip.
+type fileReaderAt struct {
+	mu  sync.Mutex
+	f   content.File
+	off int64
+}
+
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+func (r *fileReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if off != r.off {
+		if _, err := r.f.Seek(off, io.SeekStart); err != nil {
+			return 0, &readError{err}
+		}
+		r.off = off
 	}
-	return data, int64(len(data)), nil
+	n, err := io.ReadFull(r.f, p)
+	r.off += int64(n)
+	switch {
+	case err == io.ErrUnexpectedEOF:
+		err = io.EOF
+	case err != nil && err != io.EOF:
+		err = &readError{err}
+	}
+	return n, err
 }
 
 // ReleaseInfo is a release as listed, with the channels pointing at it.

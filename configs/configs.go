@@ -109,6 +109,9 @@ type Limits struct {
 	// body once its headers arrived (the Capgo plugin's own timeout for
 	// a whole request is 20 s).
 	DeviceBodyTimeout Duration `yaml:"device_body_timeout"`
+	// AdminBodyIdleTimeout is how long an admin request body (an upload)
+	// may stall: every read that brings data resets it.
+	AdminBodyIdleTimeout Duration `yaml:"admin_body_idle_timeout"`
 	// DownloadFetches is how many downloads may fetch missing blocks
 	// from other nodes at once; past it a download gets 503 with
 	// Retry-After. Only objects a release references are fetched.
@@ -155,7 +158,7 @@ func Default() Config {
 		Version: 1,
 		Node:    Node{Data: "./mirrord-data", HTTP: "127.0.0.1:8080", P2P: []string{}, Metrics: "open"},
 		Limits: Limits{MaxRequestBytes: 1 << 20, MaxAdminBodyBytes: 64 << 20, MaxUploadBytes: 2 << 30,
-			DeviceBodyTimeout: Duration(30 * time.Second), DownloadFetches: 64, DownloadFetchStall: Duration(30 * time.Second)},
+			DeviceBodyTimeout: Duration(30 * time.Second), AdminBodyIdleTimeout: Duration(time.Minute), DownloadFetches: 64, DownloadFetchStall: Duration(30 * time.Second)},
 		Stats: Stats{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, FlushInterval: Duration(time.Second),
 			Retention: Duration(30 * 24 * time.Hour), ReportInterval: Duration(2 * time.Second),
 			HaltCheckInterval: Duration(time.Second)},
@@ -311,6 +314,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxUploadBytes < 1<<20 {
 		return errors.New("limits.max_upload_bytes: must be at least 1MiB")
+	}
+	if c.Limits.AdminBodyIdleTimeout < Duration(time.Second) {
+		return errors.New("limits.admin_body_idle_timeout: must be at least 1s")
 	}
 	if c.Limits.DeviceBodyTimeout < Duration(time.Second) {
 		return errors.New("limits.device_body_timeout: must be at least 1s (the Capgo plugin allows 20s per request)")

@@ -357,7 +357,8 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	mux.Handle("GET /readyz", readyHandler(cons, serving.Load))
 
 	srv := &http.Server{
-		Handler:           met.Middleware(mux),
+		Handler: met.Middleware(node.BodyTimeouts{Total: time.Duration(cfg.Limits.DeviceBodyTimeout),
+			Idle: time.Duration(cfg.Limits.AdminBodyIdleTimeout)}.Wrap(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -32,12 +32,11 @@ func (c *diskCluster) config(i int) Config {
 
 func nodeName(i int) string { return "n" + string(rune('0'+i)) }
 
-func newDiskCluster(t *testing.T) *diskCluster {
-	t.Helper()
-	c := &diskCluster{t: t}
+// connectedTransports returns n in-memory transports named as the
+// nodes, each connected to every other.
+func connectedTransports(n int) []*raft.InmemTransport {
 	var trans []*raft.InmemTransport
-	for i := range 3 {
-		c.dirs = append(c.dirs, t.TempDir())
+	for i := range n {
 		_, tr := raft.NewInmemTransport(raft.ServerAddress(nodeName(i)))
 		trans = append(trans, tr)
 	}
@@ -48,6 +47,16 @@ func newDiskCluster(t *testing.T) *diskCluster {
 			}
 		}
 	}
+	return trans
+}
+
+func newDiskCluster(t *testing.T) *diskCluster {
+	t.Helper()
+	c := &diskCluster{t: t}
+	for range 3 {
+		c.dirs = append(c.dirs, t.TempDir())
+	}
+	trans := connectedTransports(3)
 	for i := range 3 {
 		n, err := Open(c.config(i), trans[i])
 		if err != nil {
@@ -140,18 +149,7 @@ func TestRestartedStateRejoins(t *testing.T) {
 	for _, n := range c.nodes {
 		n.Close()
 	}
-	var trans []*raft.InmemTransport
-	for i := range 3 {
-		_, tr := raft.NewInmemTransport(raft.ServerAddress(nodeName(i)))
-		trans = append(trans, tr)
-	}
-	for i := range trans {
-		for j := range trans {
-			if i != j {
-				trans[i].Connect(trans[j].LocalAddr(), trans[j])
-			}
-		}
-	}
+	trans := connectedTransports(3)
 	var nodes []*Node
 	for i := range 3 {
 		n, err := Open(c.config(i), trans[i])

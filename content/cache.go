@@ -256,23 +256,7 @@ func (s *Store) materialize(c cid.Cid, name string) error {
 }
 
 func (s *Store) writeDigest(name string, sum []byte) error {
-	tmp, err := os.CreateTemp(s.cacheDir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(hex.EncodeToString(sum) + "\n"); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(s.cacheDir, name+digestSuffix))
+	return WriteFileAtomic(filepath.Join(s.cacheDir, name+digestSuffix), []byte(hex.EncodeToString(sum)+"\n"), 0o644)
 }
 
 // CacheScrubResult reports one ScrubCache.

@@ -27,6 +27,7 @@ import (
 
 	"mirrord/consensus"
 	"mirrord/consensus/state"
+	"mirrord/content"
 )
 
 // ClusterProtocol carries the node-to-node calls: writes forwarded to
@@ -146,7 +147,7 @@ func (c *Cluster) savePeers(nodes []state.NodeInfo) {
 	if err != nil || string(b) == c.savedPeers {
 		return
 	}
-	if err := WriteFileAtomic(c.cfg.PeersFile, b, 0o600); err != nil {
+	if err := content.WriteFileAtomic(c.cfg.PeersFile, b, 0o600); err != nil {
 		c.log.Warn("cannot save peer addresses", "err", err)
 		return
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	"mirrord/content"
 )
 
 // HostConfig configures a node's libp2p host.
@@ -116,7 +118,7 @@ func loadOrCreateIdentity(dir string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := WriteFileAtomic(p, []byte(hex.EncodeToString(raw)+"\n"), 0o600); err != nil {
+	if err := content.WriteFileAtomic(p, []byte(hex.EncodeToString(raw)+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("node: write identity: %w", err)
 	}
 	return k, nil

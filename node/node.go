@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"mirrord/consensus"
+	"mirrord/content"
 )
 
 // TokenFile is the admin token's file name inside the data directory.
@@ -35,7 +36,7 @@ func EnsureToken(dir string) (token string, created bool, err error) {
 	if err != nil {
 		return "", false, err
 	}
-	if err := WriteFileAtomic(p, []byte(t+"\n"), 0o600); err != nil {
+	if err := content.WriteFileAtomic(p, []byte(t+"\n"), 0o600); err != nil {
 		return "", false, fmt.Errorf("node: write admin token: %w", err)
 	}
 	return t, true, nil
@@ -47,7 +48,7 @@ func WriteToken(dir, token string) error {
 	if len(token) < 16 {
 		return errors.New("node: admin token from the cluster is too short")
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, TokenFile), []byte(token+"\n"), 0o600); err != nil {
+	if err := content.WriteFileAtomic(filepath.Join(dir, TokenFile), []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("node: write admin token: %w", err)
 	}
 	return nil
@@ -59,32 +60,6 @@ func randomHex(n int) (string, error) {
 		return "", fmt.Errorf("node: random: %w", err)
 	}
 	return hex.EncodeToString(b), nil
-}
-
-// WriteFileAtomic writes via a temp file, fsync and rename, so a crash
-// never leaves a half-written file.
-func WriteFileAtomic(p string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
 }
 
 // Applier proposes consensus commands.

@@ -51,7 +51,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"gopkg.in/yaml.v3"
 
-	"mirrord/node"
+	"mirrord/content"
 )
 
 // File names inside the inbox and inside a bundle.
@@ -527,7 +527,7 @@ func (w *Watcher) saveJournal() error {
 	if err != nil {
 		return err
 	}
-	return node.WriteFileAtomic(w.cfg.Journal, b, 0o600)
+	return content.WriteFileAtomic(w.cfg.Journal, b, 0o600)
 }
 
 // done moves the entry to done/ with a note of what was published. The
@@ -579,7 +579,7 @@ func (w *Watcher) move(name, sub, suffix string, note []byte) error {
 		if exists(dst) || exists(dst+".published.json") || exists(dst+".error.txt") {
 			continue
 		}
-		if err := node.WriteFileAtomic(dst+suffix, note, 0o644); err != nil {
+		if err := content.WriteFileAtomic(dst+suffix, note, 0o644); err != nil {
 			return err
 		}
 		return os.Rename(src, dst)

@@ -1,0 +1,33 @@
+package content
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// WriteFileAtomic writes data to p via a temp file in the same
+// directory, fsync and rename, so a crash never leaves a half-written
+// file: p holds the old bytes or the new ones.
+func WriteFileAtomic(p string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}

@@ -28,11 +28,12 @@ type tally struct {
 	// the request ran (not held against it).
 	sent, answered, failed, toDown atomic.Int64
 	wrongAnswers                   atomic.Int64
-	maxLatency                     atomic.Int64 // of answered checks, ns
+	slowestCheck                   maxDuration // of answered checks
 
 	// Downloads: byte-correct; failed on a node that was up; 200 with
 	// bytes other than the published ones (whatever the node's state).
 	dlOK, dlFailed, wrongBytes atomic.Int64
+	slowestDownload            maxDuration // of byte-correct ones
 
 	mu      sync.Mutex
 	samples []string
@@ -186,12 +187,7 @@ func (f *fleet) checkOnce(i int) {
 		return
 	}
 	f.t.answered.Add(1)
-	for d := int64(time.Since(start)); ; {
-		old := f.t.maxLatency.Load()
-		if d <= old || f.t.maxLatency.CompareAndSwap(old, d) {
-			break
-		}
-	}
+	f.t.slowestCheck.observe(time.Since(start))
 	if ans.Version != "" && i%f.p.downloadEvery == 0 {
 		f.download(n, gen, ans, i/f.p.downloadEvery)
 	}
@@ -283,9 +279,27 @@ func (f *fleet) download(n *node, gen uint64, ans checkAnswer, k int) {
 		url, want = m.DownloadURL, r.files[strings.TrimSuffix(m.FileName, ".br")]
 		want.name = m.FileName
 	}
+	start := time.Now()
 	out, detail := fetchObject(f.dl, url, want)
+	if out == fetchOK {
+		f.t.slowestDownload.observe(time.Since(start))
+	}
 	f.t.countDownload(n, gen, url, out, detail)
 }
+
+// maxDuration keeps the longest duration observed.
+type maxDuration struct{ ns atomic.Int64 }
+
+func (m *maxDuration) observe(d time.Duration) {
+	for {
+		old := m.ns.Load()
+		if int64(d) <= old || m.ns.CompareAndSwap(old, int64(d)) {
+			return
+		}
+	}
+}
+
+func (m *maxDuration) get() time.Duration { return time.Duration(m.ns.Load()) }
 
 // outcome is the result of one download.
 type outcome int

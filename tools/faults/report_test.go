@@ -34,8 +34,8 @@ func (r *result) fill(t *tally, pt publishTally, d durability) {
 	if r.toDown > 0 {
 		r.notes = append(r.notes, fmt.Sprintf("%d checks to nodes going down not counted", r.toDown))
 	}
-	if ms := t.maxLatency.Load() / 1e6; ms > 0 {
-		r.notes = append(r.notes, fmt.Sprintf("slowest answered check %d ms", ms))
+	if c, d := t.slowestCheck.get(), t.slowestDownload.get(); c > 0 || d > 0 {
+		r.notes = append(r.notes, fmt.Sprintf("slowest answered check %s, slowest download %s", ms(c), ms(d)))
 	}
 	if r.failed > 0 {
 		r.broken = append(r.broken, fmt.Sprintf("%d device checks to nodes that were up failed (%d wrong answers)", r.failed, t.wrongAnswers.Load()))

@@ -116,14 +116,19 @@ func (h *harness) checkNode(n *node, rels []*release, fetch map[*release]bool, t
 }
 
 // toFetch picks the releases whose bytes the check after a scenario
-// downloads: those acknowledged since the last check and checkOld
-// older ones at random (nil: all).
+// downloads: those acknowledged since the last check, those the
+// scenario damaged and checkOld older ones at random (nil: all).
 func (h *harness) toFetch() map[*release]bool {
+	damaged := h.damaged
+	h.damaged = nil
 	if h.p.checkOld < 0 {
 		return nil
 	}
 	acked := h.ledger.acked()
 	fetch := map[*release]bool{}
+	for _, r := range damaged {
+		fetch[r] = true
+	}
 	old := acked[:min(h.checkedUpTo, len(acked))]
 	for _, i := range h.rng.Perm(len(old))[:min(h.p.checkOld, len(old))] {
 		fetch[old[i]] = true

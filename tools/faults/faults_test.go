@@ -62,6 +62,9 @@ type harness struct {
 	// checked after a scenario (see toFetch); rng samples older ones.
 	checkedUpTo int
 	rng         *mrand.Rand
+	// damaged are releases whose stored bytes the scenario damaged:
+	// the check after it downloads them whatever the sample.
+	damaged []*release
 }
 
 // newHarness starts the cluster, creates the app and publishes its

@@ -182,6 +182,7 @@ func corruptStore(x *phase) {
 		return
 	}
 	r := acked[len(acked)-3]
+	x.h.damaged = append(x.h.damaged, r)
 	var zip, file servedObject
 	for _, o := range r.objects() {
 		switch {

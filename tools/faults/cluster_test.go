@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -254,21 +256,39 @@ func (c *cluster) heal(timeout time.Duration) error {
 	return err
 }
 
-// freePorts returns n distinct TCP ports free on 127.0.0.1 now.
+// freePorts returns n distinct TCP ports free on 127.0.0.1 now, below
+// the kernel's ephemeral range: a node keeps its ports across restarts,
+// and while it is down the kernel must not hand one of them to an
+// outgoing connection (the harness opens thousands), which would make
+// the restart fail with "address in use".
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
+	low := 32768 // Linux's default start of net.ipv4.ip_local_port_range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
 	var ports []int
 	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for try := 0; len(ports) < n && try < 1000; try++ {
+		port := 10000 + rand.IntN(max(low-10000, 1))
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue // taken
 		}
 		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, port)
 	}
-	for _, ln := range lns {
-		ln.Close()
+	if len(ports) < n {
+		t.Fatalf("found only %d free ports below %d", len(ports), low)
 	}
 	return ports
 }

@@ -52,20 +52,28 @@ func (x *phase) fill(n *node) (filled int64, code int, body string, err error) {
 	return filled, code, body, nil
 }
 
-// gcUntilFree runs `mirrord gc` on n until want bytes are free on its
-// disk (the uploads must first age past its gc_grace).
-func (x *phase) gcUntilFree(n *node, want int64, timeout time.Duration) (int, error) {
-	runs := 0
+// gcUntilFreed runs `mirrord gc` on n until it has removed want bytes
+// in all (the uploads must first age past n's gc_grace, 10s) and
+// returns the runs and the bytes freed.
+func (x *phase) gcUntilFreed(n *node, want int64, timeout time.Duration) (int, int64, error) {
+	runs, freed := 0, int64(0)
 	var last error
 	err := waitFor(timeout, time.Second, func() bool {
 		runs++
-		_, last = x.c.cli(n, "gc", "--json")
-		return freeBytes(n.data) >= want
+		var out string
+		var res struct {
+			BytesFreed int64 `json:"bytes_freed"`
+		}
+		if out, last = x.c.cli(n, "gc", "--json"); last == nil {
+			last = json.Unmarshal([]byte(out), &res)
+			freed += res.BytesFreed
+		}
+		return freed >= want
 	})
 	if err != nil {
-		return runs, fmt.Errorf("%d MiB free after %d runs (last: %v)", freeBytes(n.data)>>20, runs, last)
+		return runs, freed, fmt.Errorf("%d MiB freed in %d runs, %d MiB free (last error: %v)", freed>>20, runs, freeBytes(n.data)>>20, last)
 	}
-	return runs, nil
+	return runs, freed, nil
 }
 
 // flipByte inverts the byte in the middle of a file, keeping its size:

@@ -386,12 +386,14 @@ func fullDisk(x *phase) {
 	}
 	x.hold(x.p.downFor) // devices keep checking the full node
 
-	runs, err := x.gcUntilFree(d, filled/2, 60*time.Second)
+	// Cache copies and the blocks of older releases stay, so nearly
+	// all of what the uploads took must come back.
+	runs, freed, err := x.gcUntilFreed(d, filled*9/10, 60*time.Second)
 	if err != nil {
 		x.broken("`mirrord gc` on %s did not free its disk: %v", d.name, err)
 		return
 	}
-	x.note("`mirrord gc` freed it (%d runs)", runs)
+	x.note("`mirrord gc` freed %d MiB (%d runs)", freed>>20, runs)
 	var last error
 	if err := waitFor(30*time.Second, time.Second, func() bool {
 		_, last = x.pub.publishOnce(d)

@@ -151,7 +151,7 @@ func freezeLeader(x *phase) {
 // restartFollower: SIGTERM a follower, start it again.
 func restartFollower(x *phase) {
 	x.hold(x.p.warmup)
-	x.leader()
+	x.leader() // followers are known once the nodes agree on a leader
 	f := x.c.follower(x.c.small)
 	if f == nil {
 		x.broken("no follower up")
@@ -386,8 +386,8 @@ func fullDisk(x *phase) {
 	}
 	x.hold(x.p.downFor) // devices keep checking the full node
 
-	// Cache copies and the blocks of older releases stay, so nearly
-	// all of what the uploads took must come back.
+	// No release references the uploads, so gc must give back nearly
+	// all the space they took.
 	runs, freed, err := x.gcUntilFreed(d, filled*9/10, 60*time.Second)
 	if err != nil {
 		x.broken("`mirrord gc` on %s did not free its disk: %v", d.name, err)

@@ -1,7 +1,7 @@
 # mirrord: the two commands are `make run` and `make test`.
 export CGO_ENABLED ?= 0
 
-.PHONY: run test build check fuzz bench help
+.PHONY: run test build check fuzz bench faults help
 
 run: ## run a single node on the built-in defaults (./mirrord-data, 127.0.0.1:8080)
 	go run ./cmd/mirrord serve
@@ -24,6 +24,9 @@ fuzz: ## run each fuzz target for 20s
 
 bench: ## benchmarks of docs/BENCHMARKS.md
 	go test -run '^$$' -bench . -benchtime 3s ./resolver/httpapi/
+
+faults: ## the fault harness's long form (docs/reliability.md), about 10 minutes
+	MIRRORD_FAULTS=long go test -v -timeout 60m -run TestFaults ./tools/faults/
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'

@@ -187,7 +187,11 @@ func (f *fleet) checkOnce(i int) {
 		return
 	}
 	f.t.answered.Add(1)
-	f.t.slowestCheck.observe(time.Since(start))
+	if n.upSince(gen) {
+		// A request to a node frozen meanwhile is answered after the
+		// SIGCONT: it says how long the freeze was, not how fast checks are.
+		f.t.slowestCheck.observe(time.Since(start))
+	}
 	if ans.Version != "" && i%f.p.downloadEvery == 0 {
 		f.download(n, gen, ans, i/f.p.downloadEvery)
 	}

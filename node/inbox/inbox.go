@@ -539,32 +539,34 @@ func (w *Watcher) done(name string, p Published, note string) {
 		rec["note"] = note
 	}
 	b, _ := json.MarshalIndent(rec, "", "  ")
+	// The count changes under the same lock as the move, so whoever
+	// sees the entry in done/ and then asks Counts finds it counted.
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if err := w.move(name, DoneDir, ".published.json", append(b, '\n')); err != nil {
 		w.log.Error("inbox: cannot move a published bundle to done/", "entry", name, "err", err)
 		return
 	}
 	delete(w.seen, name)
-	w.mu.Lock()
 	if note == "" {
 		w.counts.Published++
 	} else {
 		w.counts.Duplicates++
 	}
-	w.mu.Unlock()
 }
 
 // fail moves the entry to failed/ with a file that says why.
 func (w *Watcher) fail(name string, why error) {
 	w.log.Warn("inbox: bundle refused", "entry", name, "err", why)
 	msg := fmt.Sprintf("%s was not published: %v\n\nFix it and move the directory back into the inbox.\n", name, why)
+	w.mu.Lock() // as in done
+	defer w.mu.Unlock()
 	if err := w.move(name, FailedDir, ".error.txt", []byte(msg)); err != nil {
 		w.log.Error("inbox: cannot move a refused bundle to failed/", "entry", name, "err", err)
 		return
 	}
 	delete(w.seen, name)
-	w.mu.Lock()
 	w.counts.Failed++
-	w.mu.Unlock()
 }
 
 // move writes note as sub/NAME+suffix, then renames inbox/name to

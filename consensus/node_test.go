@@ -18,7 +18,7 @@ import (
 	"mirrord/consensus/state"
 )
 
-func testConfig(t *testing.T, dir string) Config {
+func testConfig(t testing.TB, dir string) Config {
 	cfg := DefaultConfig()
 	cfg.NodeID = "node1"
 	cfg.Dir = dir
@@ -32,7 +32,7 @@ func testConfig(t *testing.T, dir string) Config {
 }
 
 // tWriter logs to t; nodes are closed before their test ends.
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w *tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
@@ -41,7 +41,7 @@ func (w *tWriter) Write(p []byte) (int, error) {
 
 // openNode opens a node on a fresh in-memory transport and waits until
 // it leads.
-func openNode(t *testing.T, cfg Config) *Node {
+func openNode(t testing.TB, cfg Config) *Node {
 	t.Helper()
 	_, trans := raft.NewInmemTransport("")
 	n, err := Open(cfg, trans)

@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mirrord/content/contenttest"
 )
 
 func TestBuildBundleEncryptedManifestVector(t *testing.T) {
 	priv, pub := vectorKeys(t)
-	src := filepath.Join(vectorsDir(t), "src-1.0.2")
+	src := filepath.Join(contenttest.Vectors(t), "src-1.0.2")
 	zip, err := ZipDir(src)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +90,7 @@ func TestBuildBundleEncryptedManifestVector(t *testing.T) {
 func TestBuildBundlePlainManifestVector(t *testing.T) {
 	var want []manifestEntry
 	readVectorJSON(t, "manifest-1.0.2/manifest-plain.json", &want)
-	ours, err := ZipDir(filepath.Join(vectorsDir(t), "src-1.0.2"))
+	ours, err := ZipDir(filepath.Join(contenttest.Vectors(t), "src-1.0.2"))
 	if err != nil {
 		t.Fatal(err)
 	}

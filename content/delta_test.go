@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mirrord/content/contenttest"
 )
 
 // deltaFiles returns 60 deterministic files: index.html, 49 small
@@ -185,7 +187,7 @@ func TestBuildBundleWithKeyCLIVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := t.TempDir()
-	copyTree(t, filepath.Join(vectorsDir(t), "src-1.0.2"), src)
+	copyTree(t, filepath.Join(contenttest.Vectors(t), "src-1.0.2"), src)
 	if err := os.WriteFile(filepath.Join(src, "index.html"), []byte("<!doctype html><title>1.0.3</title><script src=app.js></script>\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

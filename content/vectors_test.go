@@ -6,33 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-)
 
-// vectorsDir finds the Capgo CLI test vectors: shared/vectors/capgo in the
-// package directory or one of its ancestors (the shared folder lives
-// beside the project root).
-func vectorsDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "vectors", "capgo")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("Capgo vectors not found: no shared/vectors/capgo above the package directory")
-		}
-		dir = parent
-	}
-}
+	"mirrord/content/contenttest"
+)
 
 func readVector(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(vectorsDir(t), filepath.FromSlash(name)))
+	b, err := os.ReadFile(filepath.Join(contenttest.Vectors(t), filepath.FromSlash(name)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"mirrord/content/contenttest"
 )
 
 // zipEntry describes one hand-built zip entry. Names are written raw, so
@@ -243,7 +245,7 @@ func TestReadZipVectors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		src := filepath.Join(vectorsDir(t), "src-"+v)
+		src := filepath.Join(contenttest.Vectors(t), "src-"+v)
 		assertTree(t, src, files)
 	}
 }
@@ -275,7 +277,7 @@ func assertTree(t *testing.T, dir string, files []ZipFile) {
 }
 
 func TestZipDir(t *testing.T) {
-	src := filepath.Join(vectorsDir(t), "src-1.0.2")
+	src := filepath.Join(contenttest.Vectors(t), "src-1.0.2")
 	a, err := ZipDir(src)
 	if err != nil {
 		t.Fatal(err)
@@ -407,7 +409,7 @@ func TestUnzip(t *testing.T) {
 		if err := Unzip(readVector(t, "bundle-"+v+".zip"), dest, ZipLimits{}); err != nil {
 			t.Fatal(err)
 		}
-		assertDirsEqual(t, filepath.Join(vectorsDir(t), "src-"+v), dest)
+		assertDirsEqual(t, filepath.Join(contenttest.Vectors(t), "src-"+v), dest)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"mirrord/content"
+	"mirrord/content/contenttest"
 )
 
 // TestEncryptedDevice walks a device holding only the public key through
@@ -21,7 +22,7 @@ func TestEncryptedDevice(t *testing.T) {
 	ctx := context.Background()
 	f := newFakeServer(t)
 	d := f.device(t, true)
-	vec := vectorsDir(t)
+	vec := contenttest.Vectors(t)
 
 	// 1.0.1: encrypted zip.
 	f.setVectorAnswer("update-response-1.0.1-zip-encrypted.json")
@@ -126,7 +127,7 @@ func TestPlainDevice(t *testing.T) {
 	f := newFakeServer(t)
 	d := f.device(t, false)
 	d.Platform = "ios"
-	vec := vectorsDir(t)
+	vec := contenttest.Vectors(t)
 
 	f.setVectorAnswer("update-response-1.0.1-zip-plain.json")
 	res, err := d.Update(ctx)

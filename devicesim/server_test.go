@@ -15,35 +15,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"mirrord/content/contenttest"
 )
 
 // vectorBase is the placeholder host of the vectors' example answers.
 const vectorBase = "https://mirror.example.test"
 
-// vectorsDir finds shared/vectors/capgo in the package directory or one
-// of its ancestors (the shared folder lives beside the project root).
-func vectorsDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "vectors", "capgo")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("Capgo vectors not found: no shared/vectors/capgo above the package directory")
-		}
-		dir = parent
-	}
-}
-
 func readVector(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(vectorsDir(t), filepath.FromSlash(name)))
+	b, err := os.ReadFile(filepath.Join(contenttest.Vectors(t), filepath.FromSlash(name)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +66,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 	f.srv = httptest.NewServer(http.HandlerFunc(f.handle))
 	t.Cleanup(f.srv.Close)
 	// Serve the vectors at the paths their example answers name.
-	vec := vectorsDir(t)
+	vec := contenttest.Vectors(t)
 	for _, name := range []string{"bundle-1.0.1.zip", "bundle-1.0.1.zip_encrypted.zip", "bundle-1.0.2.zip", "bundle-1.0.2.zip_encrypted.zip"} {
 		f.files["/bundles/"+name] = readVector(t, name)
 	}

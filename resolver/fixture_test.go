@@ -7,7 +7,7 @@ import (
 const (
 	testAppID = "com.example.app"
 	// testKeyID is the key_id of the test key pair in
-	// shared/vectors/capgo (first 20 characters of the PEM body).
+	// testdata/capgo (first 20 characters of the PEM body).
 	testKeyID = "MIIBCgKCAQEAxiHQEJu8"
 )
 

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mirrord/content/contenttest"
 )
 
 // TestMain lets the test binary act as the mirrord binary, so tests can
@@ -29,22 +31,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// vectors returns the Capgo CLI test vectors folder beside the project.
-func vectors(t testing.TB) string {
-	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
-		p := filepath.Join(filepath.Dir(d), "shared", "vectors", "capgo")
-		if _, err := os.Stat(filepath.Join(p, "test_public_key.pem")); err == nil {
-			return p
-		}
-	}
-	t.Fatal("shared/vectors/capgo not found beside the project root")
-	return ""
-}
+// vectors returns the Capgo CLI test vectors folder (testdata/capgo).
+func vectors(t testing.TB) string { return contenttest.Vectors(t) }
 
 // testNode is a node running in this process.
 type testNode struct {

@@ -602,12 +602,7 @@ func (n *Node) Stats() NodeStats {
 		StateIndex:   n.fsm.State().Index,
 		Warnings:     n.warnings,
 	}
-	if addr != "" {
-		st.LeaderContact = time.Now()
-		n.contact.Store(st.LeaderContact.UnixMilli())
-	} else if ms := n.contact.Load(); ms != 0 {
-		st.LeaderContact = time.UnixMilli(ms)
-	}
+	st.LeaderContact = n.leaderContact()
 	if !n.IsLeader() {
 		st.LastContact = n.raft.LastContact()
 	}

@@ -1,6 +1,7 @@
 package content
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -9,6 +10,15 @@ import (
 // directory, fsync and rename, so a crash never leaves a half-written
 // file: p holds the old bytes or the new ones.
 func WriteFileAtomic(p string, data []byte, mode os.FileMode) error {
+	return WriteAtomic(p, mode, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteAtomic is WriteFileAtomic for content that write streams into
+// the temp file. When write fails, p is left as it was.
+func WriteAtomic(p string, mode os.FileMode, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p))
 	if err != nil {
 		return err
@@ -18,7 +28,7 @@ func WriteFileAtomic(p string, data []byte, mode os.FileMode) error {
 		tmp.Close()
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
+	if err := write(tmp); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -227,28 +227,15 @@ func (s *Store) materialize(c cid.Cid, name string) error {
 	if sp, err := s.Space(); err == nil && sp.Free-int64(src.Size()) < sp.MinFree {
 		return errCacheNoRoom
 	}
-	tmp, err := os.CreateTemp(s.cacheDir, ".tmp-*")
+	err = WriteAtomic(filepath.Join(s.cacheDir, name), 0o600, func(w io.Writer) error {
+		h := sha256.New()
+		if _, err := io.Copy(io.MultiWriter(w, h), src); err != nil {
+			return err
+		}
+		// Into place before the copy is (see above).
+		return s.writeDigest(name, h.Sum(nil))
+	})
 	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), src); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := s.writeDigest(name, h.Sum(nil)); err != nil {
-		return err
-	}
-	p := filepath.Join(s.cacheDir, name)
-	if err := os.Rename(tmp.Name(), p); err != nil {
 		return err
 	}
 	s.verified.Delete(name)

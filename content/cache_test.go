@@ -12,6 +12,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"golang.org/x/sys/unix"
+
+	"mirrord/content/contenttest"
 )
 
 // cacheCopy assembles the cache copy of c, checks it is complete, and
@@ -19,25 +21,6 @@ import (
 func cacheCopy(t *testing.T, s *Store, c cid.Cid) string {
 	t.Helper()
 	return gcCacheFile(t, s, c)
-}
-
-// flipByte flips one byte of the file at p in place, as bit rot or an
-// attacker with write access would: same inode, same size.
-func flipByte(t *testing.T, p string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x01
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // serve opens c as a download would and reads it whole. fromCache tells
@@ -59,7 +42,7 @@ func TestCacheCopyFlippedByteNeverServed(t *testing.T) {
 	data := gcData(80, 1<<20+77)
 	c := gcAdd(t, s, data)
 	p := cacheCopy(t, s, c)
-	flipByte(t, p, int64(len(data)/2))
+	contenttest.FlipByte(t, p, int64(len(data)/2))
 
 	got, fromCache, err := serve(t, s, c)
 	if err != nil || !bytes.Equal(got, data) {
@@ -108,7 +91,7 @@ func TestCacheCopyFlipAfterVerifiedServe(t *testing.T) {
 			if tc.tick {
 				waitFileClock(t, p)
 			}
-			flipByte(t, p, 12345)
+			contenttest.FlipByte(t, p, 12345)
 			got, fromCache, err = serve(t, s, c)
 			if err != nil || !bytes.Equal(got, data) || fromCache {
 				t.Fatalf("download after the flip: %v, equal=%v, from cache=%v", err, bytes.Equal(got, data), fromCache)
@@ -173,7 +156,7 @@ func TestScrubCacheFindsRot(t *testing.T) {
 	cg, cb := gcAdd(t, s, good), gcAdd(t, s, bad)
 	cacheCopy(t, s, cg)
 	pb := cacheCopy(t, s, cb)
-	flipByte(t, pb, 9)
+	contenttest.FlipByte(t, pb, 9)
 	f, err := os.Open(pb)
 	if err != nil {
 		t.Fatal(err)

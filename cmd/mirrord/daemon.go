@@ -334,7 +334,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 	}
 	mux := http.NewServeMux()
 	devAPI := httpapi.New(httpapi.Config{PublicURL: cfg.Node.PublicURL, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes),
-		BodyTimeout: time.Duration(cfg.Limits.DeviceBodyTimeout), Serving: serving.Load, Counter: fleet, Observer: met},
+		Serving: serving.Load, Counter: fleet, Observer: met},
 		cons, store, stats, node.Overrides{Cons: cluster}, log.With("component", "devices"))
 	devAPI.Register(mux)
 	adminAPI := adminapi.New(adminapi.Config{Token: token, MaxBodyBytes: int64(cfg.Limits.MaxAdminBodyBytes),

@@ -43,3 +43,22 @@ func Free(tb testing.TB, dir string) int64 {
 	}
 	return int64(st.Bavail) * int64(st.Bsize)
 }
+
+// FlipByte flips one bit of the byte at off of the file at p, in place,
+// as bit rot or a stray write would: same inode, same size.
+func FlipByte(tb testing.TB, p string, off int64) {
+	tb.Helper()
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		tb.Fatal(err)
+	}
+	b[0] ^= 0x01
+	if _, err := f.WriteAt(b, off); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -26,6 +26,7 @@ import (
 
 	"mirrord/consensus/state"
 	"mirrord/content"
+	"mirrord/content/contenttest"
 	"mirrord/node"
 )
 
@@ -42,25 +43,6 @@ func waitCacheCopy(t *testing.T, f *fixture) string {
 			t.Fatal("assembled copy not written within 10s")
 		}
 		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
-	}
-}
-
-// flipByte flips one byte of the file at p in place (same inode and
-// size), as bit rot or a stray write would.
-func flipByte(t *testing.T, p string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x80
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -99,7 +81,7 @@ func TestCorruptCacheCopyNeverServed(t *testing.T) {
 					t.Fatalf("download from the copy: %d", w.Code)
 				}
 			}
-			flipByte(t, p, 1500)
+			contenttest.FlipByte(t, p, 1500)
 			checkNotCorrupt(t, "range", f.do("GET", path, "", "Range", "bytes=1000-1999"), f.zip[1000:2000])
 			checkNotCorrupt(t, "whole", f.do("GET", path, ""), f.zip)
 			// The copy is assembled again and served.
@@ -432,7 +414,7 @@ func TestReferencedCorruptBlockRepairedFromPeer(t *testing.T) {
 		}
 		return nil
 	})
-	flipByte(t, leaf, size/2)
+	contenttest.FlipByte(t, leaf, size/2)
 	resp, body, err := n.get(context.Background(), obj.CID.String())
 	if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, data) {
 		t.Fatalf("download with a corrupt local block: %v %v, equal=%v", err, resp, bytes.Equal(body, data))

@@ -64,12 +64,6 @@ type Config struct {
 	PublicURL string
 	// MaxBodyBytes bounds update, stats and channel request bodies.
 	MaxBodyBytes int64
-	// BodyTimeout bounds the time to receive such a body once its
-	// headers arrived (0: DefaultBodyTimeout), so that a client sending
-	// it byte by byte cannot hold a connection and its goroutine for
-	// ever. The Capgo plugin gives a whole request 20 s (its
-	// responseTimeout), so an honest phone always finishes sooner.
-	BodyTimeout time.Duration
 	// Serving, if set, reports whether this node has a state to answer
 	// devices from; until it does (a new node still joining), device
 	// requests get 503 with Retry-After rather than answers computed
@@ -101,15 +95,9 @@ func New(cfg Config, st StateSource, obj Objects, stats StatsSink, ov Overrides,
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
-	if cfg.BodyTimeout <= 0 {
-		cfg.BodyTimeout = DefaultBodyTimeout
-	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &API{cfg: cfg, state: st, objects: obj, stats: stats, overrides: ov, log: log}
 }
-
-// DefaultBodyTimeout is Config.BodyTimeout's default.
-const DefaultBodyTimeout = 30 * time.Second
 
 // Register adds the device routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
@@ -162,12 +150,6 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer
 		writeJSON(w, http.StatusRequestEntityTooLarge, errBody("body_too_large", "request body exceeds "+strconv.FormatInt(a.cfg.MaxBodyBytes, 10)+" bytes"))
 		return false
 	}
-	// The deadline is lifted once the body is in: it would otherwise
-	// also cut the connection's next, idle read.
-	rc := http.NewResponseController(w)
-	if rc.SetReadDeadline(time.Now().Add(a.cfg.BodyTimeout)) == nil {
-		defer rc.SetReadDeadline(time.Time{})
-	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -175,10 +157,12 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer
 			writeJSON(w, http.StatusRequestEntityTooLarge, errBody("body_too_large", "request body exceeds "+strconv.FormatInt(a.cfg.MaxBodyBytes, 10)+" bytes"))
 			return false
 		}
+		// The server's read deadline (node.BodyTimeouts) passed: the
+		// client sent its headers and stalled.
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			w.Header().Set("Connection", "close")
-			writeJSON(w, http.StatusRequestTimeout, errBody("body_timeout", "request body not received within "+a.cfg.BodyTimeout.String()))
+			writeJSON(w, http.StatusRequestTimeout, errBody("body_timeout", "request body not received in time"))
 			return false
 		}
 		writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "cannot read request body: "+err.Error()))

@@ -11,19 +11,22 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mirrord/node"
 )
 
 // TestSlowBodyIsCutOff sends the headers of each device POST and then
-// only part of its body, as a slowloris client would: the node must
-// answer (408) and free the connection once BodyTimeout passes, while a
-// whole body sent slowly but within the timeout is answered normally.
+// only part of its body, as a slowloris client would: behind the
+// server's body deadline (node.BodyTimeouts, as the daemon runs it) the
+// node answers 408 and frees the connection, while a whole body sent
+// slowly but within the timeout is answered normally.
 func TestSlowBodyIsCutOff(t *testing.T) {
 	f := newFixture(t, 1024)
-	api := New(Config{MaxBodyBytes: 64 << 10, BodyTimeout: 300 * time.Millisecond}, f.api.state, f.store,
+	api := New(Config{MaxBodyBytes: 64 << 10}, f.api.state, f.store,
 		f.stats, f.ov, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	mux := http.NewServeMux()
 	api.Register(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(node.BodyTimeouts{Total: 300 * time.Millisecond}.Wrap(mux))
 	defer srv.Close()
 
 	for _, path := range []string{"/updates", "/stats", "/channel_self"} {

@@ -120,7 +120,7 @@ func TestClusterSnapshotCatchUp(t *testing.T) {
 		s = c.MustApply(cmd)
 	}
 	leader := c.WaitForLeader()
-	if err := c.Node(leader).Raft().Snapshot().Error(); err != nil {
+	if err := c.Node(leader).Snapshot(); err != nil {
 		t.Fatal(err)
 	}
 	c.Heal()

@@ -56,16 +56,16 @@ func TestLargeRelease(t *testing.T) {
 	}
 	want := mustApply(t, n, big)
 
-	term, index := n.Raft().CurrentTerm(), want.Index
+	term, index := n.raft.CurrentTerm(), want.Index
 	huge := ReleaseCreate{Release: manyFiles("3.0.0", MaxCommandBytes/600)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := n.Apply(ctx, huge); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "ReleaseCreate") {
 		t.Fatalf("apply of a release over MaxCommandBytes: %v", err)
 	}
-	if !n.IsLeader() || n.Raft().CurrentTerm() != term || n.Raft().LastIndex() != index {
+	if !n.IsLeader() || n.raft.CurrentTerm() != term || n.raft.LastIndex() != index {
 		t.Fatalf("the refused entry changed raft: leader %v, term %d -> %d, last index %d -> %d",
-			n.IsLeader(), term, n.Raft().CurrentTerm(), index, n.Raft().LastIndex())
+			n.IsLeader(), term, n.raft.CurrentTerm(), index, n.raft.LastIndex())
 	}
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
@@ -78,10 +78,10 @@ func TestLargeRelease(t *testing.T) {
 		t.Fatalf("Open returned at state index %d, before the release's entry %d", n.State().Index, want.Index)
 	}
 	waitForState(t, n, want)
-	if err := n.Raft().Barrier(10 * time.Second).Error(); err != nil {
+	if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Raft().Snapshot().Error(); err != nil {
+	if err := n.raft.Snapshot().Error(); err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
 	want = mustApply(t, n, DeviceSet{App: app, DeviceID: "D1", Channel: "beta"})
@@ -114,7 +114,7 @@ func TestOpenErrorClosesStores(t *testing.T) {
 	for _, cmd := range base {
 		mustApply(t, n, cmd)
 	}
-	if err := n.Raft().Snapshot().Error(); err != nil {
+	if err := n.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.Close(); err != nil {

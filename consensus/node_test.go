@@ -117,10 +117,10 @@ func TestNodeReopen(t *testing.T) {
 	waitForState(t, n, want)
 	// The state was replayed from the log at Open; let raft deliver the
 	// entries too, or it has nothing new to snapshot.
-	if err := n.Raft().Barrier(10 * time.Second).Error(); err != nil {
+	if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Raft().Snapshot().Error(); err != nil {
+	if err := n.raft.Snapshot().Error(); err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
 	want = mustApply(t, n, ChannelSet{App: app, Name: "beta", Version: ptr("1.1.0")})

@@ -97,7 +97,7 @@ func TestRestartWithoutQuorumServesLastState(t *testing.T) {
 			if snapshotFirst {
 				for _, n := range c.nodes {
 					waitForState(t, n, leader.State())
-					if err := n.Raft().Snapshot().Error(); err != nil {
+					if err := n.raft.Snapshot().Error(); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -178,7 +178,7 @@ func TestRestartedStateRejoins(t *testing.T) {
 			t.Fatal("no leader")
 		}
 	}
-	if err := leader.Raft().Barrier(10 * time.Second).Error(); err != nil {
+	if err := leader.raft.Barrier(10 * time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
 	want = mustApply(t, leader, ChannelSet{App: app, Name: "beta", Version: ptr("1.1.0")})
@@ -198,13 +198,13 @@ func writeSnapshots(t *testing.T, trailing uint64) (Config, *state.State) {
 	for _, cmd := range base[:2] {
 		mustApply(t, n, cmd)
 	}
-	if err := n.Raft().Snapshot().Error(); err != nil {
+	if err := n.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
 	for _, cmd := range base[2:] {
 		mustApply(t, n, cmd)
 	}
-	if err := n.Raft().Snapshot().Error(); err != nil {
+	if err := n.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
 	want := mustApply(t, n, DeviceSet{App: app, DeviceID: "D1", Channel: "production"})

@@ -1,39 +1,29 @@
 // Package node holds what makes a mirrord process a node beyond its
-// replicated state: its identity and admin token, the libp2p host, the
-// raft transport over libp2p streams, cluster membership (join, remove,
-// forwarded writes), block replication over bitswap, the bridge from
-// device requests to consensus writes, fleet statistics and the rollout
-// halt guard, and (in subpackages) the admin HTTP API and the device
-// stats log.
+// replicated state and is shared by the node's parts: its identity and
+// admin token, the data directory lock, the libp2p host, the raft
+// transport over libp2p streams, the block exchange (bitswap), the
+// bridge from device channel overrides to consensus writes, and the
+// HTTP body deadlines.
 //
-// # Fleet statistics
+// The node's long-lived parts live in subpackages, one concern each:
 //
-// Every node counts, per release, the update checks it answered with the
-// release, download_complete, set (installs) and failure events (any
-// "*_fail" action and app_launch_timeout). Counts reach the cluster as
-// raft writes: every stats.report_interval (2 s by default) a node with
-// new counts proposes one StatsReport entry holding its cumulative
-// counters for the releases that changed. The alternative, libp2p
-// pubsub gossip, was not chosen because:
+//   - node/cluster: membership (members, the peers file, trust, the
+//     connections to every member), the cluster RPC protocol, writes and
+//     read barriers forwarded to the leader, join (join tokens), remove
+//     (with leader hand-over) and status reports;
+//   - node/replication: making every committed release's blocks local,
+//     scrubbing them, block GC and the disk budget;
+//   - node/fleet: device outcome counters reported through raft, and the
+//     rollout guard that halts a rollout by its policy;
+//   - node/adminapi, node/inbox, node/metrics, node/statslog,
+//     node/dashboard: the admin HTTP API, the watch folder, Prometheus
+//     metrics, the device stats log and the status page.
 //
-//   - the halt policy must act on numbers every node agrees on: the
-//     leader evaluates the same state every other node shows, and the
-//     halt entry is ordered after the counts that caused it;
-//   - counters are durable and travel with raft snapshots, so a node that
-//     restarts or joins later sees the history, with no anti-entropy
-//     protocol to write;
-//   - the cost is small and bounded: one entry per node per interval,
-//     sized by the releases that changed, not by device traffic;
-//   - cumulative totals with a per-node sequence number make a report
-//     idempotent: a retry after a timeout never counts twice.
+// Every long-lived part has one shape: a constructor that does no I/O
+// and starts nothing, and Run(ctx) error, which blocks until ctx ends
+// and cleans up before it returns. cmd/mirrord runs them under one
+// errgroup and stops them in order.
 //
-// A node without quorum keeps counting and reports when quorum returns.
-// What a node counted since its last report that landed is lost if the
-// process dies (at most one interval); the raw events are in the stats
-// log. The RolloutGuard on the leader sums the counters of each active
-// rollout's release over all nodes after every applied entry and writes
-// a RolloutHalt when the rollout's policy says so.
-//
-// node imports content and consensus; it must not import resolver or
-// cmd/mirrord.
+// node imports content and consensus; it must not import its
+// subpackages, resolver or cmd/mirrord.
 package node

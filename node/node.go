@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,7 +33,7 @@ func EnsureToken(dir string) (token string, created bool, err error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return "", false, fmt.Errorf("node: read admin token: %w", err)
 	}
-	t, err := randomHex(32)
+	t, err := NewToken()
 	if err != nil {
 		return "", false, err
 	}
@@ -54,12 +55,20 @@ func WriteToken(dir, token string) error {
 	return nil
 }
 
-func randomHex(n int) (string, error) {
-	b := make([]byte, n)
+// NewToken returns a random token: 32 bytes, in lowercase hex.
+func NewToken() (string, error) {
+	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("node: random: %w", err)
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// TokenDigest is the lowercase hex SHA-256 of a token, as stored in the
+// cluster state.
+func TokenDigest(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
 }
 
 // Applier proposes consensus commands.

@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"mirrord/content"
-	"mirrord/node"
 	"mirrord/node/adminapi"
+	"mirrord/node/cluster"
+	"mirrord/node/replication"
 )
 
 func init() {
@@ -116,7 +117,7 @@ func printStatus(w io.Writer, out adminapi.Status) {
 	if len(nodes) == 0 {
 		// A node without cluster support: list the raft servers.
 		for _, s := range n.Servers {
-			nodes = append(nodes, node.NodeReport{ID: s.ID, Voter: s.Voter, Role: "?"})
+			nodes = append(nodes, cluster.NodeReport{ID: s.ID, Voter: s.Voter, Role: "?"})
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -195,7 +196,7 @@ func shortID(id string) string {
 }
 
 // diskLine is the status line about the answering node's disk.
-func diskLine(d node.DiskStatus) string {
+func diskLine(d replication.DiskStatus) string {
 	if d.Error != "" {
 		return "disk: " + d.Error
 	}

@@ -26,6 +26,7 @@ import (
 	"mirrord/consensus/consensustest"
 	"mirrord/node"
 	"mirrord/node/adminapi"
+	"mirrord/node/cluster"
 )
 
 // startNodeWith starts an in-process node with a changed config.
@@ -121,7 +122,7 @@ func TestClusterFiveNodes(t *testing.T) {
 	b := joinNode(t, a.url, tok, nil)
 	c := joinNode(t, b.url, tok, nil)
 	// D joins through A's multiaddr (peer id + address from /cluster/v1/peer).
-	var pi node.PeerInfo
+	var pi cluster.PeerInfo
 	_, body := httpGet(t, a.url+"/cluster/v1/peer", nil)
 	if err := json.Unmarshal(body, &pi); err != nil {
 		t.Fatal(err)
@@ -583,7 +584,7 @@ func TestClusterLateJoinerPSK(t *testing.T) {
 	}
 
 	// A libp2p host without the key cannot connect to a node.
-	var pi node.PeerInfo
+	var pi cluster.PeerInfo
 	_, body := httpGet(t, a.url+"/cluster/v1/peer", nil)
 	if err := json.Unmarshal(body, &pi); err != nil {
 		t.Fatal(err)
@@ -615,7 +616,7 @@ func TestClusterLateJoinerPSK(t *testing.T) {
 	}
 }
 
-func peerAddrInfo(pi node.PeerInfo) (peer.AddrInfo, error) {
+func peerAddrInfo(pi cluster.PeerInfo) (peer.AddrInfo, error) {
 	id, err := peer.Decode(pi.ID)
 	if err != nil {
 		return peer.AddrInfo{}, err

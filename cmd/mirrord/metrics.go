@@ -11,6 +11,7 @@ import (
 	"mirrord/content"
 	"mirrord/node"
 	"mirrord/node/metrics"
+	"mirrord/node/replication"
 	"mirrord/resolver/httpapi"
 )
 
@@ -24,7 +25,7 @@ const progressMaxAge = 5 * time.Second
 // to the result (its Observer) and the HTTP server is wrapped in its
 // Middleware.
 func newMetrics(cfg configs.Config, nodeID string, cons *consensus.Node, store *content.Store,
-	bsw *bitswap.Bitswap, repl *node.Replicator, log *slog.Logger) (*metrics.Metrics, error) {
+	bsw *bitswap.Bitswap, repl *replication.Replicator, log *slog.Logger) (*metrics.Metrics, error) {
 	return metrics.New(metrics.Config{
 		NodeID:         nodeID,
 		CheckOutcomes:  httpapi.CheckOutcomes(),

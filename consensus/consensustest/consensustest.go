@@ -127,31 +127,7 @@ func NewClusterWith(t testing.TB, opts Options) *Cluster {
 	}
 	t.Cleanup(c.close)
 	for i, id := range c.ids {
-		cfg := consensus.Config{
-			NodeID:             id,
-			Dir:                dirs[i],
-			Bootstrap:          i == 0,
-			HeartbeatTimeout:   100 * time.Millisecond,
-			ElectionTimeout:    100 * time.Millisecond,
-			LeaderLeaseTimeout: 50 * time.Millisecond,
-			CommitTimeout:      5 * time.Millisecond,
-			SnapshotThreshold:  opts.SnapshotThreshold,
-			TrailingLogs:       opts.TrailingLogs,
-			Logger: slog.New(slog.NewTextHandler(lw,
-				&slog.HandlerOptions{Level: level})).With("node", id),
-		}
-		snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hclog.NewNullLogger())
-		if err != nil {
-			t.Fatalf("consensustest: snapshot store: %v", err)
-		}
-		store := raft.NewInmemStore()
-		n, err := consensus.OpenWith(cfg, c.trans[i], consensus.Stores{
-			Log: store, Stable: store, Snapshots: snaps,
-		})
-		if err != nil {
-			t.Fatalf("consensustest: open %s: %v", id, err)
-		}
-		c.nodes = append(c.nodes, n)
+		c.nodes = append(c.nodes, openNode(t, id, dirs[i], i == 0, c.trans[i], opts, lw, level))
 	}
 	WaitFor(t, "n0 to become leader", c.nodes[0].IsLeader, DefaultDeadline)
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultDeadline)
@@ -303,6 +279,36 @@ func (c *Cluster) Partition(i int) {
 	}
 }
 
+// openNode opens one in-memory node of a test cluster.
+func openNode(t testing.TB, id, dir string, bootstrap bool, trans raft.Transport, opts Options, lw io.Writer, level slog.Leveler) *consensus.Node {
+	t.Helper()
+	cfg := consensus.Config{
+		NodeID:             id,
+		Dir:                dir,
+		Bootstrap:          bootstrap,
+		HeartbeatTimeout:   100 * time.Millisecond,
+		ElectionTimeout:    100 * time.Millisecond,
+		LeaderLeaseTimeout: 50 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
+		SnapshotThreshold:  opts.SnapshotThreshold,
+		TrailingLogs:       opts.TrailingLogs,
+		Logger: slog.New(slog.NewTextHandler(lw,
+			&slog.HandlerOptions{Level: level})).With("node", id),
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatalf("consensustest: snapshot store: %v", err)
+	}
+	store := raft.NewInmemStore()
+	n, err := consensus.OpenWith(cfg, trans, consensus.Stores{
+		Log: store, Stable: store, Snapshots: snaps,
+	})
+	if err != nil {
+		t.Fatalf("consensustest: open %s: %v", id, err)
+	}
+	return n
+}
+
 // Heal reconnects every pair of nodes.
 func (c *Cluster) Heal() {
 	for i, a := range c.trans {
@@ -322,7 +328,7 @@ func (c *Cluster) Kill(i int) {
 	c.killed[i] = true
 	c.mu.Unlock()
 	c.Partition(i)
-	if err := c.nodes[i].Raft().Shutdown().Error(); err != nil {
+	if err := c.nodes[i].Halt(); err != nil {
 		c.t.Fatalf("consensustest: kill %s: %v", c.ids[i], err)
 	}
 }

@@ -28,7 +28,8 @@ import (
 	"mirrord/consensus"
 	"mirrord/consensus/state"
 	"mirrord/content"
-	"mirrord/node"
+	"mirrord/node/cluster"
+	"mirrord/node/replication"
 )
 
 // Consensus is what the admin API needs of the consensus node.
@@ -47,7 +48,7 @@ type Store interface {
 
 // Cluster is what the admin API needs of the node's cluster membership.
 type Cluster interface {
-	Reports(ctx context.Context) []node.NodeReport
+	Reports(ctx context.Context) []cluster.NodeReport
 	NewJoinToken(ctx context.Context, ttl time.Duration) (string, time.Time, error)
 	Remove(ctx context.Context, id string) error
 }
@@ -84,7 +85,7 @@ type Config struct {
 	Reclaim func()
 	// Disk, if set, reports the block store's use of its disk in the
 	// status.
-	Disk func() node.DiskStatus
+	Disk func() replication.DiskStatus
 }
 
 // DefaultMaxBodyBytes is the admin JSON body limit when Config gives
@@ -279,11 +280,11 @@ type Status struct {
 	Apps     int                 `json:"apps"`
 	Releases []ReleaseStatus     `json:"releases"`
 	// Nodes lists every node of the cluster as it reports itself.
-	Nodes []node.NodeReport `json:"nodes,omitempty"`
+	Nodes []cluster.NodeReport `json:"nodes,omitempty"`
 	// Rollouts lists each channel's current or last rollout.
 	Rollouts []RolloutInfo `json:"rollouts"`
 	// Disk is this node's block store use and free space.
-	Disk *node.DiskStatus `json:"disk,omitempty"`
+	Disk *replication.DiskStatus `json:"disk,omitempty"`
 }
 
 func (a *API) status(r *http.Request) (int, any, error) {
@@ -1043,7 +1044,7 @@ func (a *API) removeNode(r *http.Request) (int, any, error) {
 	}
 	id := r.PathValue("id")
 	if err := a.cfg.Cluster.Remove(r.Context(), id); err != nil {
-		if errors.Is(err, node.ErrInvalid) {
+		if errors.Is(err, cluster.ErrInvalid) {
 			return 0, nil, bad("%v", err)
 		}
 		return 0, nil, err

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"mirrord/consensus/state"
-	"mirrord/node"
+	"mirrord/node/replication"
 )
 
 // raftStates are the values of mirrord_raft_state's state label: raft's
@@ -44,7 +44,7 @@ type scrapeCollector struct {
 	// mu serialises Progress walks; prog is the last result, of the
 	// state progState, taken at progAt.
 	mu        sync.Mutex
-	prog      []node.ReleaseProgress
+	prog      []replication.ReleaseProgress
 	progState *state.State
 	progAt    time.Time
 }
@@ -227,7 +227,7 @@ func (c *scrapeCollector) collectReplication(ch chan<- prometheus.Metric) {
 // while the state is the same snapshot and the result is younger than
 // ProgressMaxAge: a walk reads every stored block's presence, too much to
 // repeat for each of several scrapers.
-func (c *scrapeCollector) progress() ([]node.ReleaseProgress, error) {
+func (c *scrapeCollector) progress() ([]replication.ReleaseProgress, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var st *state.State

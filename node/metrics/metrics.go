@@ -17,6 +17,7 @@ import (
 	"mirrord/consensus/state"
 	"mirrord/content"
 	"mirrord/node"
+	"mirrord/node/replication"
 )
 
 // Namespace starts every metric name of this package.
@@ -49,7 +50,7 @@ type Config struct {
 	// the stored blocks of every release, so its result is reused while
 	// State returns the same snapshot and it is younger than
 	// ProgressMaxAge.
-	Progress func(ctx context.Context) []node.ReleaseProgress
+	Progress func(ctx context.Context) []replication.ReleaseProgress
 	// ProgressMaxAge is how long a Progress result may be reused; 0
 	// calls Progress on every scrape.
 	ProgressMaxAge time.Duration

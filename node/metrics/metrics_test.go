@@ -24,6 +24,7 @@ import (
 	"mirrord/consensus/state"
 	"mirrord/content"
 	"mirrord/node"
+	"mirrord/node/replication"
 )
 
 // scrape fetches h's /metrics and parses the text format.
@@ -244,9 +245,9 @@ func TestScrapeTimeSeries(t *testing.T) {
 			}
 			return node.ExchangeStats{BlocksReceived: 4, BytesReceived: 4096, DupBlocks: 1, BlocksSent: 2, BytesSent: 100, Peers: 2}, nil
 		},
-		Progress: func(context.Context) []node.ReleaseProgress {
+		Progress: func(context.Context) []replication.ReleaseProgress {
 			walks.Add(1)
-			return []node.ReleaseProgress{{App: "a", Version: "1.0.1", BlocksHeld: 3, BlocksKnown: 10}, {App: "a", Version: "1.0.2", BlocksHeld: 5, BlocksKnown: 5, Ready: true}}
+			return []replication.ReleaseProgress{{App: "a", Version: "1.0.1", BlocksHeld: 3, BlocksKnown: 10}, {App: "a", Version: "1.0.2", BlocksHeld: 5, BlocksKnown: 5, Ready: true}}
 		},
 		ProgressMaxAge: time.Hour,
 		DiskUsage:      func() (int64, error) { return 12345, nil },

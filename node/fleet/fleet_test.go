@@ -1,4 +1,4 @@
-package node
+package fleet
 
 import (
 	"context"
@@ -70,7 +70,7 @@ func fleetSetup() []consensus.Command {
 func TestFleetCountsAndReports(t *testing.T) {
 	l := newFSMLog(t, fleetSetup()...)
 	clock := time.Unix(1700000000, 0)
-	f := NewFleet(FleetConfig{Node: "A", State: l.fsm.State, Apply: l.Apply,
+	f := New(Config{Node: "A", State: l.fsm.State, Apply: l.Apply,
 		Now: func() time.Time { clock = clock.Add(time.Millisecond); return clock }})
 	ctx := context.Background()
 	tally := func() state.Tally { return l.fsm.State().App(fleetApp).Tally("1.0.0") }
@@ -129,7 +129,7 @@ func TestFleetCountsAndReports(t *testing.T) {
 	}
 
 	// Another node's counts add up cluster-wide.
-	g := NewFleet(FleetConfig{Node: "B", State: l.fsm.State, Apply: l.Apply})
+	g := New(Config{Node: "B", State: l.fsm.State, Apply: l.Apply})
 	g.CountEvent(fleetApp, "1.0.0", "update_fail")
 	if err := g.Report(ctx); err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func TestFleetCountsAndReports(t *testing.T) {
 
 func TestFleetBoundsFailureKinds(t *testing.T) {
 	l := newFSMLog(t, fleetSetup()...)
-	f := NewFleet(FleetConfig{Node: "A", State: l.fsm.State, Apply: l.Apply})
+	f := New(Config{Node: "A", State: l.fsm.State, Apply: l.Apply})
 	for i := range state.MaxFailureKinds + 10 {
 		f.CountEvent(fleetApp, "1.0.0", "kind"+string(rune('a'+i%26))+string(rune('a'+i/26))+"_fail")
 	}
@@ -160,7 +160,7 @@ func TestRolloutGuardHalts(t *testing.T) {
 		consensus.RolloutStart{App: fleetApp, Channel: "production", Version: "1.1.0", BasisPoints: 5000,
 			Policy: &state.HaltPolicy{FailureRate: 0.2, MinEvents: 50, Confidence: 0.95, Action: state.HaltPause}})
 	l := newFSMLog(t, setup...)
-	f := NewFleet(FleetConfig{Node: "A", State: l.fsm.State, Apply: l.Apply})
+	f := New(Config{Node: "A", State: l.fsm.State, Apply: l.Apply})
 	g := NewRolloutGuard(GuardConfig{State: l.fsm.State, Apply: l.Apply, IsLeader: func() bool { return true }})
 	ctx := context.Background()
 	for range 30 {

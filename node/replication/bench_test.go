@@ -1,4 +1,4 @@
-package node
+package replication
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"mirrord/consensus/consensustest"
 	"mirrord/content"
+	"mirrord/node"
 )
 
 // benchSize is the release size of the replication benchmarks: 100 MiB,
@@ -72,10 +73,10 @@ func BenchmarkReplicate(b *testing.B) {
 				for err := range errs {
 					b.Fatal(err)
 				}
-				os, _ := ExchangeStatsOf(origin.bs)
+				os, _ := node.ExchangeStatsOf(origin.bs)
 				originSent += os.BytesSent
 				for _, f := range fs {
-					st, _ := ExchangeStatsOf(f.bs)
+					st, _ := node.ExchangeStatsOf(f.bs)
 					sent += st.BytesSent
 				}
 				b.StartTimer()
@@ -240,8 +241,8 @@ func BenchmarkDeltaEncrypted(b *testing.B) {
 				if mode == "eager-zips" {
 					zips = ZipsEager
 				}
-				repl := NewReplicator(ReplicatorConfig{Store: follower.store, State: box, Zips: zips, GCInterval: -1, ScrubInterval: -1})
-				repl.Start()
+				repl := New(Config{Store: follower.store, State: box, Zips: zips, GCInterval: -1, ScrubInterval: -1})
+				stopRepl := start(b, repl)
 				publish := func(version string, bu *content.Bundle) {
 					zip := origin.add(b, bu.Zip)
 					var files []content.Object
@@ -252,12 +253,12 @@ func BenchmarkDeltaEncrypted(b *testing.B) {
 					consensustest.WaitFor(b, version+" replicated", func() bool { return repl.Ready("app", version) }, time.Minute)
 				}
 				publish("1.0.0", b1)
-				before, _ := ExchangeStatsOf(follower.bs)
+				before, _ := node.ExchangeStatsOf(follower.bs)
 				b.StartTimer()
 				publish("1.0.1", b2)
 				b.StopTimer()
-				after, _ := ExchangeStatsOf(follower.bs)
-				repl.Close()
+				after, _ := node.ExchangeStatsOf(follower.bs)
+				stopRepl()
 				old := map[string]bool{}
 				for _, f := range b1.Files {
 					old[string(f.Data)] = true

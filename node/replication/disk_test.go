@@ -1,4 +1,4 @@
-package node
+package replication
 
 import (
 	"bytes"
@@ -55,7 +55,7 @@ func TestCheckBudget(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := NewReplicator(ReplicatorConfig{
+			r := New(Config{
 				Store:      spaceStore{st, content.Space{Size: 100 * gib, Free: tc.free, MinFree: tc.minFree}},
 				State:      newStateBox(),
 				DiskBudget: tc.budget,
@@ -96,9 +96,8 @@ func TestReplicationOnFullDisk(t *testing.T) {
 	}
 
 	box := newStateBox()
-	r := NewReplicator(ReplicatorConfig{Store: edge.store, State: box, GCInterval: -1, ScrubInterval: -1})
-	r.Start()
-	t.Cleanup(func() { r.Close() })
+	r := New(Config{Store: edge.store, State: box, GCInterval: -1, ScrubInterval: -1})
+	start(t, r)
 	box.publish("app", "1.0.0", zip, big)
 	var why string
 	consensustest.WaitFor(t, "the free-space margin reported in the release's progress", func() bool {

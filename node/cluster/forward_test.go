@@ -1,12 +1,9 @@
-package node
+package cluster
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,39 +40,20 @@ func TestForwardLargeWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves a 40 MB raft entry")
 	}
-	hosts := []host.Host{loopHost(t, t.TempDir(), nil), loopHost(t, t.TempDir(), nil)}
+	// Moving and decoding a 40 MB entry on a busy machine can hold a
+	// heartbeat past the default 250 ms lease; this test is about sizes,
+	// not about how much load a lease survives.
+	slow := func(cfg *consensus.Config) {
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 3*time.Second, 3*time.Second, 3*time.Second
+	}
+	ns := []*testNode{startNode(t, nodeOptions{bootstrap: true, raft: slow}), startNode(t, nodeOptions{raft: slow})}
+	hosts := []host.Host{ns[0].h, ns[1].h}
 	hosts[0].Peerstore().AddAddrs(hosts[1].ID(), hosts[1].Addrs(), time.Hour)
 	hosts[1].Peerstore().AddAddrs(hosts[0].ID(), hosts[0].Addrs(), time.Hour)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	var nodes []*consensus.Node
-	var clusters []*Cluster
-	for i, h := range hosts {
-		trans, err := NewRaftTransport(h, 10*time.Second, io.Discard, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := consensus.DefaultConfig()
-		cfg.NodeID = h.ID().String()
-		cfg.Dir = filepath.Join(t.TempDir(), "raft")
-		cfg.Bootstrap = i == 0
-		cfg.Logger = log
-		// Moving and decoding a 40 MB entry on a busy machine can hold
-		// a heartbeat past the default 250 ms lease; this test is about
-		// sizes, not about how much load a lease survives.
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 3*time.Second, 3*time.Second, 3*time.Second
-		nd, err := consensus.Open(cfg, trans)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, nd)
-		clusters = append(clusters, NewCluster(ClusterConfig{Host: h, Cons: nd, Log: log}))
-	}
-	defer func() {
-		for i := len(nodes) - 1; i >= 0; i-- {
-			clusters[i].Close()
-			nodes[i].Close()
-		}
-	}()
+	// Added as a voter by hand rather than joined: the follower admits
+	// the leader's raft traffic once it trusts it.
+	ns[1].cl.Trust(hosts[0].ID())
+	nodes := []*consensus.Node{ns[0].cons, ns[1].cons}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := nodes[0].WaitForLeader(ctx); err != nil {
@@ -91,7 +69,7 @@ func TestForwardLargeWrite(t *testing.T) {
 	if err := nodes[1].WaitForIndex(ctx, nodes[0].State().Index); err != nil {
 		t.Fatal(err)
 	}
-	follower := clusters[1]
+	follower := ns[1].cl
 
 	cmd := consensus.ReleaseCreate{Release: bigRelease(app, "1.0.0", 60000), Channel: "production"}
 	data, err := consensus.Encode(cmd)
@@ -114,7 +92,7 @@ func TestForwardLargeWrite(t *testing.T) {
 		return true
 	}, 30*time.Second)
 
-	term := nodes[0].Raft().CurrentTerm()
+	term := nodes[0].Stats().Term
 	index := nodes[0].State().Index
 	huge := consensus.ReleaseCreate{Release: bigRelease(app, "2.0.0", 100000)}
 	if _, err := follower.Apply(ctx, huge); !errors.Is(err, consensus.ErrTooLarge) {
@@ -123,9 +101,9 @@ func TestForwardLargeWrite(t *testing.T) {
 	if _, err := nodes[0].Apply(ctx, huge); !errors.Is(err, consensus.ErrTooLarge) {
 		t.Fatalf("a release over MaxCommandBytes on the leader: %v", err)
 	}
-	if !nodes[0].IsLeader() || nodes[0].Raft().CurrentTerm() != term || nodes[0].State().Index != index {
+	if !nodes[0].IsLeader() || nodes[0].Stats().Term != term || nodes[0].State().Index != index {
 		t.Fatalf("refusing the entry changed the cluster: leader %v, term %d -> %d, index %d -> %d",
-			nodes[0].IsLeader(), term, nodes[0].Raft().CurrentTerm(), index, nodes[0].State().Index)
+			nodes[0].IsLeader(), term, nodes[0].Stats().Term, index, nodes[0].State().Index)
 	}
 	if _, err := follower.Apply(ctx, consensus.ChannelSet{App: app, Name: "beta", CreatedAt: 2}); err != nil {
 		t.Fatalf("a small write after the refusal: %v", err)

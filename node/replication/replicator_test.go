@@ -1,4 +1,4 @@
-package node
+package replication
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"mirrord/consensus/consensustest"
 	"mirrord/consensus/state"
 	"mirrord/content"
+	"mirrord/node"
 )
 
 // testPeer is a libp2p host with an on-disk store exchanging blocks
@@ -40,7 +41,7 @@ func newTestPeer(tb testing.TB) *testPeer {
 // newTestPeerIn is newTestPeer with its key and blocks in dir.
 func newTestPeerIn(tb testing.TB, dir string) *testPeer {
 	tb.Helper()
-	h, err := NewHost(HostConfig{Dir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	h, err := node.NewHost(node.HostConfig{Dir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func newTestPeerIn(tb testing.TB, dir string) *testPeer {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	bs := NewExchange(ctx, h, st.Blockstore(), nil)
+	bs := node.NewExchange(ctx, h, st.Blockstore(), nil)
 	st.SetExchange(bs)
 	tb.Cleanup(func() {
 		st.Close() // closes bitswap through the block service
@@ -57,6 +58,25 @@ func newTestPeerIn(tb testing.TB, dir string) *testPeer {
 		h.Close()
 	})
 	return &testPeer{h: h, store: st, bs: bs, dir: dir}
+}
+
+// start runs r until the returned stop is called or the test ends.
+func start(tb testing.TB, r *Replicator) (stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				tb.Errorf("replicator: %v", err)
+			}
+		})
+	}
+	tb.Cleanup(stop)
+	return stop
 }
 
 func connectPeers(tb testing.TB, peers ...*testPeer) {
@@ -194,9 +214,8 @@ func TestReplicatorFetchesAndRepairs(t *testing.T) {
 	repls := map[*testPeer]*Replicator{}
 	for _, p := range []*testPeer{mid, edge} {
 		boxes[p] = newStateBox()
-		repls[p] = NewReplicator(ReplicatorConfig{Store: p.store, State: boxes[p], GCInterval: -1, ScrubInterval: -1})
-		repls[p].Start()
-		t.Cleanup(func() { repls[p].Close() })
+		repls[p] = New(Config{Store: p.store, State: boxes[p], GCInterval: -1, ScrubInterval: -1})
+		start(t, repls[p])
 	}
 	for _, box := range boxes {
 		box.publish("app", "1.0.0", zip, f1, f2)
@@ -218,7 +237,7 @@ func TestReplicatorFetchesAndRepairs(t *testing.T) {
 		}
 	}
 	// The edge got its blocks from mid (it is not connected to origin).
-	if es, _ := ExchangeStatsOf(mid.bs); es.BlocksSent == 0 {
+	if es, _ := node.ExchangeStatsOf(mid.bs); es.BlocksSent == 0 {
 		t.Error("mid sent no blocks to edge")
 	}
 
@@ -284,9 +303,13 @@ func TestReplicatorScrubsDownloadCopies(t *testing.T) {
 	if err := os.WriteFile(copyPath, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := NewReplicator(ReplicatorConfig{Store: p.store, State: newStateBox(), GCInterval: -1, ScrubInterval: -1})
-	t.Cleanup(func() { r.Close() })
-	r.scrubCache()
+	r := New(Config{Store: p.store, State: newStateBox(), GCInterval: -1, ScrubInterval: -1})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		r.wg.Wait()
+	})
+	r.scrubCache(ctx)
 	consensustest.WaitFor(t, "rotten copy removed", func() bool {
 		_, err := os.Stat(copyPath)
 		return errors.Is(err, fs.ErrNotExist)

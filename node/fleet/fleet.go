@@ -1,4 +1,4 @@
-package node
+package fleet
 
 import (
 	"context"
@@ -12,31 +12,8 @@ import (
 	"mirrord/consensus/state"
 )
 
-// Fleet statistics: how counts from every node become one cluster-wide
-// view.
-//
-// Each node counts, per release, the update checks it answered with the
-// release, download_complete, set (installs) and failure events
-// (state.IsFailure). Every ReportInterval, a node with new counts
-// proposes one StatsReport through raft holding its cumulative counters
-// for the releases that changed. Raft was chosen over gossip (libp2p
-// pubsub) because:
-//   - the leader evaluates halt policies on the same numbers every
-//     other node shows, and the halt it writes is ordered after the
-//     counts that caused it;
-//   - counters survive restarts and snapshots with the rest of the
-//     state, and a node that joins later sees the history;
-//   - the cost is small and bounded: one entry per node per interval,
-//     sized by the releases that changed, not by device traffic;
-//   - cumulative totals with a per-node sequence number make a report
-//     idempotent, so a retry after a timeout never double-counts.
-//
-// A node without quorum keeps counting and reports when quorum returns.
-// Counts made since the last report that landed are lost if the process
-// dies (at most one interval); the raw events are in the stats log.
-
-// FleetConfig configures a Fleet.
-type FleetConfig struct {
+// Config configures a Fleet.
+type Config struct {
 	// Node is this node's id (its libp2p peer id).
 	Node string
 	// State returns the current local state.
@@ -64,7 +41,7 @@ type pendingCounts struct {
 
 // Fleet counts device outcomes on this node and reports them.
 type Fleet struct {
-	cfg FleetConfig
+	cfg Config
 
 	mu      sync.Mutex
 	pending map[releaseKey]*pendingCounts
@@ -73,8 +50,8 @@ type Fleet struct {
 	kick chan struct{}
 }
 
-// NewFleet returns a Fleet; call Run to report.
-func NewFleet(cfg FleetConfig) *Fleet {
+// New returns a Fleet; it does no I/O. Run reports.
+func New(cfg Config) *Fleet {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 2 * time.Second
 	}
@@ -156,14 +133,15 @@ func (f *Fleet) Kick() {
 	}
 }
 
-// Run reports every interval until ctx ends.
-func (f *Fleet) Run(ctx context.Context) {
+// Run reports every interval until ctx ends. It does not make a last
+// report: call Report after Run returned for one.
+func (f *Fleet) Run(ctx context.Context) error {
 	t := time.NewTicker(f.cfg.Interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		case <-f.kick:
 		}

@@ -1,4 +1,4 @@
-package node
+package fleet
 
 import (
 	"context"
@@ -52,8 +52,9 @@ func NewRolloutGuard(cfg GuardConfig) *RolloutGuard {
 	return &RolloutGuard{cfg: cfg}
 }
 
-// Run evaluates the policies until ctx ends.
-func (g *RolloutGuard) Run(ctx context.Context) {
+// Run evaluates the policies until ctx ends (or the subscription
+// closes).
+func (g *RolloutGuard) Run(ctx context.Context) error {
 	ch, cancel := g.cfg.Subscribe()
 	defer cancel()
 	t := time.NewTicker(g.cfg.Interval)
@@ -61,10 +62,10 @@ func (g *RolloutGuard) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case _, ok := <-ch:
 			if !ok {
-				return
+				return nil
 			}
 		case <-t.C:
 		}

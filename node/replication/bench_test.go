@@ -35,7 +35,7 @@ func benchSize(b *testing.B) int {
 // TCP), and how much of it the origin sent. Compare with
 // BenchmarkTCPCopy in the same run.
 //
-//	go test -run '^$' -bench 'Replicate|TCPCopy' -benchtime 3x ./node/
+//	go test -run '^$' -bench 'Replicate|TCPCopy' -benchtime 3x ./node/replication/
 func BenchmarkReplicate(b *testing.B) {
 	size := benchSize(b)
 	for _, followers := range []int{1, 4} {
@@ -178,7 +178,7 @@ func BenchmarkTCPCopy(b *testing.B) {
 // also replicates the zip, which AES-CBC changes from the first changed
 // byte on.
 //
-//	go test -run '^$' -bench DeltaEncrypted -benchtime 1x ./node/
+//	go test -run '^$' -bench DeltaEncrypted -benchtime 1x ./node/replication/
 func BenchmarkDeltaEncrypted(b *testing.B) {
 	privPEM, _, err := content.GenerateKeys()
 	if err != nil {

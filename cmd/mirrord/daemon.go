@@ -369,7 +369,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan
 
 	addr := ln.Addr().String()
 	if cfg.Node.Inbox != "" {
-		w, stop, err := startInbox(ctx, cfg.Node.Inbox, filepath.Join(data, "inbox.json"), addr, token, log.With("component", "inbox"))
+		w, stop, err := startInbox(ctx, cfg.Node.Inbox, filepath.Join(data, "inbox.json"), adminAPI, log.With("component", "inbox"))
 		if err != nil {
 			return err
 		}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,38 +12,34 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"mirrord/node/adminapi"
 )
 
-// addClientFlags adds --server, --token, --token-file and --json.
-func addClientFlags(fs *flag.FlagSet, withJSON bool) {
-	fs.String("server", "", "admin `URL` of any node (env MIRRORD_SERVER; default http://127.0.0.1:8080)")
-	fs.String("token", "", "admin `token` (env MIRRORD_TOKEN)")
-	fs.String("token-file", "", "`file` holding the admin token (e.g. DATA/admin.token)")
-	if withJSON {
-		fs.Bool("json", false, "print JSON")
-	}
+// clientOptions are the flags of every admin command: where the admin
+// API is, the token, and --json.
+type clientOptions struct {
+	server, token, tokenFile string
+	json                     bool
 }
 
-// clientFlags returns a flag setup with the client flags (and --json)
-// plus those extra adds (extra may be nil).
-func clientFlags(extra func(fs *flag.FlagSet)) func(fs *flag.FlagSet) {
-	return func(fs *flag.FlagSet) {
-		addClientFlags(fs, true)
-		if extra != nil {
-			extra(fs)
-		}
-	}
+func (o *clientOptions) bind(fs *flag.FlagSet) {
+	o.bindConn(fs)
+	fs.BoolVar(&o.json, "json", false, "print JSON")
 }
 
-// client talks to a node's admin API.
-type client struct {
-	server string
-	token  string
-	hc     *http.Client
+// bindConn adds --server, --token and --token-file.
+func (o *clientOptions) bindConn(fs *flag.FlagSet) {
+	fs.StringVar(&o.server, "server", "", "admin `URL` of any node (env MIRRORD_SERVER; default http://127.0.0.1:8080)")
+	fs.StringVar(&o.token, "token", "", "admin `token` (env MIRRORD_TOKEN)")
+	fs.StringVar(&o.tokenFile, "token-file", "", "`file` holding the admin token (e.g. DATA/admin.token)")
 }
 
-func newClient(fs *flag.FlagSet) (*client, error) {
-	server := flagString(fs, "server")
+// client returns the admin client the options name: the server from
+// --server, MIRRORD_SERVER or the default, the token from --token,
+// --token-file, MIRRORD_TOKEN or ./mirrord-data/admin.token.
+func (o *clientOptions) client() (*adminapi.Client, error) {
+	server := o.server
 	if server == "" {
 		server = os.Getenv("MIRRORD_SERVER")
 	}
@@ -56,15 +50,21 @@ func newClient(fs *flag.FlagSet) (*client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usagef("--server %q is not a URL like http://127.0.0.1:8080", server)
 	}
-	token := flagString(fs, "token")
-	if token == "" {
-		if f := flagString(fs, "token-file"); f != "" {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return nil, fmt.Errorf("--token-file: %w", err)
-			}
-			token = strings.TrimSpace(string(b))
+	token, err := o.readToken()
+	if err != nil {
+		return nil, err
+	}
+	return adminapi.NewClient(server, token, &http.Client{Timeout: 10 * time.Minute}), nil
+}
+
+func (o *clientOptions) readToken() (string, error) {
+	token := o.token
+	if token == "" && o.tokenFile != "" {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
 		}
+		token = strings.TrimSpace(string(b))
 	}
 	if token == "" {
 		token = os.Getenv("MIRRORD_TOKEN")
@@ -76,90 +76,12 @@ func newClient(fs *flag.FlagSet) (*client, error) {
 		}
 	}
 	if token == "" {
-		return nil, usagef("no admin token: pass --token, --token-file DATA/admin.token or set MIRRORD_TOKEN")
+		return "", usagef("no admin token: pass --token, --token-file DATA/admin.token or set MIRRORD_TOKEN")
 	}
-	return &client{server: strings.TrimRight(server, "/"), token: token, hc: &http.Client{Timeout: 10 * time.Minute}}, nil
+	return token, nil
 }
 
-// apiErr is an error answer from the admin API.
-type apiErr struct {
-	Status  int
-	Code    string `json:"error"`
-	Message string `json:"message"`
-	// Row is the 1-based row of a bulk request the error is about, 0
-	// when none.
-	Row int `json:"row"`
-}
-
-func (e *apiErr) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("server answered HTTP %d", e.Status)
-	}
-	return e.Message
-}
-
-// maxAnswerBytes bounds an answer the client reads. Listings grow with
-// the fleet (250,000 device overrides are ~30 MB), so the bound only
-// guards against a runaway server.
-const maxAnswerBytes = 1 << 30
-
-// do sends a JSON request (body may be nil) and decodes the JSON answer
-// into out (may be nil).
-func (c *client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	return c.send(ctx, method, path, "application/json", rd, -1, out)
-}
-
-func (c *client) send(ctx context.Context, method, path, ctype string, body io.Reader, size int64, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.server+path, body)
-	if err != nil {
-		return err
-	}
-	if size >= 0 {
-		req.ContentLength = size
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", ctype)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach mirrord at %s: %w (is `mirrord serve` running? check --server)", c.server, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
-	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
-	}
-	if len(b) > maxAnswerBytes {
-		return fmt.Errorf("%s %s: the answer is larger than %d bytes, more than this client reads", method, path, maxAnswerBytes)
-	}
-	if resp.StatusCode >= 300 {
-		e := &apiErr{Status: resp.StatusCode}
-		if json.Unmarshal(b, e) != nil || e.Message == "" {
-			e.Message = fmt.Sprintf("server answered HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
-		}
-		return e
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("decode answer: %w", err)
-		}
-	}
-	return nil
-}
-
-func isNotFound(err error) bool {
-	var e *apiErr
-	return errors.As(err, &e) && e.Status == http.StatusNotFound
-}
+func isNotFound(err error) bool { return errors.Is(err, adminapi.ErrNotFound) }
 
 // printJSON writes v indented.
 func printJSON(w io.Writer, v any) error {
@@ -167,4 +89,23 @@ func printJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

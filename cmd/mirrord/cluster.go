@@ -9,86 +9,94 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"mirrord/content"
 	"mirrord/node/adminapi"
 	"mirrord/node/cluster"
 	"mirrord/node/replication"
 )
 
 func init() {
-	client := clientFlags
-	register(command{name: "cluster token", help: "Make a join token: a new node starts with\n`mirrord serve --join URL_OR_MULTIADDR --join-token TOKEN`.", run: cmdClusterToken})
-	flagSetups["cluster token"] = client(func(fs *flag.FlagSet) {
-		fs.Duration("ttl", 24*time.Hour, "how long the token can be used")
-	})
+	register(command{name: "cluster token", help: "Make a join token: a new node starts with\n`mirrord serve --join URL_OR_MULTIADDR --join-token TOKEN`.", setup: withOptions(cmdClusterToken)})
 	register(command{name: "gc", help: "Remove blocks no release references from the node's store now (nodes also do it every replication.gc_interval).\n" +
 		"Uploads younger than replication.gc_grace are kept (they may await their release); --grace 0 removes\n" +
-		"them too, so run it when no publish is in progress (one would fail at its release step).", run: cmdGC})
-	flagSetups["gc"] = client(func(fs *flag.FlagSet) {
-		fs.String("grace", "", "keep unreferenced blocks younger than this, instead of the node's replication.gc_grace (0 = none)")
-	})
-	register(command{name: "cluster remove", args: "NODE_ID", help: "Remove a node from the cluster (its id is in `mirrord status`).", run: cmdClusterRemove})
-	flagSetups["cluster remove"] = client(nil)
+		"them too, so run it when no publish is in progress (one would fail at its release step).", setup: withOptions(cmdGC)})
+	register(command{name: "cluster remove", args: "NODE_ID", help: "Remove a node from the cluster (its id is in `mirrord status`).", setup: withOptions(cmdClusterRemove)})
 }
 
-func cmdClusterToken(ctx context.Context, env *cmdEnv) error {
+type clusterTokenOptions struct {
+	clientOptions
+	ttl time.Duration
+}
+
+func (o *clusterTokenOptions) bind(fs *flag.FlagSet) {
+	o.clientOptions.bind(fs)
+	fs.DurationVar(&o.ttl, "ttl", 24*time.Hour, "how long the token can be used")
+}
+
+type gcOptions struct {
+	clientOptions
+	grace string
+}
+
+func (o *gcOptions) bind(fs *flag.FlagSet) {
+	o.clientOptions.bind(fs)
+	fs.StringVar(&o.grace, "grace", "", "keep unreferenced blocks younger than this, instead of the node's replication.gc_grace (0 = none)")
+}
+
+func cmdClusterToken(ctx context.Context, env *cmdEnv, o *clusterTokenOptions) error {
 	if err := env.needArgs(0, "no arguments"); err != nil {
 		return err
 	}
-	c, err := newClient(env.fs)
+	c, err := o.client()
 	if err != nil {
 		return err
 	}
-	ttl := env.fs.Lookup("ttl").Value.(flag.Getter).Get().(time.Duration)
-	var out adminapi.JoinToken
-	if err := c.do(ctx, "POST", "/admin/v1/cluster/tokens", adminapi.JoinTokenRequest{TTL: ttl.String()}, &out); err != nil {
+	out, err := c.NewJoinToken(ctx, adminapi.JoinTokenRequest{TTL: o.ttl.String()})
+	if err != nil {
 		return err
 	}
-	if flagBool(env.fs, "json") {
+	if o.json {
 		return printJSON(env.stdout, out)
 	}
 	fmt.Fprintln(env.stdout, out.Token)
 	fmt.Fprintf(env.stderr, "join token valid until %s; start a node with --join %s --join-token TOKEN\n",
-		out.ExpiresAt.Format(time.RFC3339), c.server)
+		out.ExpiresAt.Format(time.RFC3339), c.Server())
 	return nil
 }
 
-func cmdClusterRemove(ctx context.Context, env *cmdEnv) error {
+func cmdClusterRemove(ctx context.Context, env *cmdEnv, o *clientOptions) error {
 	if err := env.needArgs(1, "NODE_ID"); err != nil {
 		return err
 	}
-	c, err := newClient(env.fs)
+	c, err := o.client()
 	if err != nil {
 		return err
 	}
 	id := env.args[0]
-	if err := c.do(ctx, "DELETE", "/admin/v1/cluster/nodes/"+pathEsc(id), nil, nil); err != nil {
+	if err := c.RemoveNode(ctx, id); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "removed node %s\n", id)
 	return nil
 }
 
-func cmdGC(ctx context.Context, env *cmdEnv) error {
+func cmdGC(ctx context.Context, env *cmdEnv, o *gcOptions) error {
 	if err := env.needArgs(0, "no arguments"); err != nil {
 		return err
 	}
-	c, err := newClient(env.fs)
+	c, err := o.client()
 	if err != nil {
 		return err
 	}
-	var req any
-	if g := flagString(env.fs, "grace"); g != "" {
+	if g := o.grace; g != "" {
 		if d, err := time.ParseDuration(g); err != nil || d < 0 {
 			return fmt.Errorf("--grace %q: want a duration of 0 or more, like 0, 10m or 1h", g)
 		}
-		req = adminapi.GCRequest{Grace: g}
 	}
-	var out content.GCResult
-	if err := c.do(ctx, "POST", "/admin/v1/gc", req, &out); err != nil {
+	out, err := c.GC(ctx, adminapi.GCRequest{Grace: o.grace})
+	if err != nil {
 		return err
 	}
-	if flagBool(env.fs, "json") {
+	if o.json {
 		return printJSON(env.stdout, out)
 	}
 	fmt.Fprintf(env.stdout, "removed %d blocks (%s) and %d cached copies; kept %d blocks\n",

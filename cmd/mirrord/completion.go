@@ -13,7 +13,7 @@ func init() {
 	register(command{name: "completion", args: "bash|zsh|fish", help: "Print a shell completion script for mirrord's commands and flags.\n" +
 		"  bash: mirrord completion bash > /etc/bash_completion.d/mirrord   (or: source <(mirrord completion bash))\n" +
 		"  zsh:  mirrord completion zsh > \"${fpath[1]}/_mirrord\"            (then restart zsh)\n" +
-		"  fish: mirrord completion fish > ~/.config/fish/completions/mirrord.fish", run: cmdCompletion})
+		"  fish: mirrord completion fish > ~/.config/fish/completions/mirrord.fish", setup: noOptions(cmdCompletion)})
 }
 
 func cmdCompletion(ctx context.Context, env *cmdEnv) error {
@@ -53,15 +53,13 @@ type compFlag struct {
 }
 
 // completionModel describes every registered command, sorted by name,
-// with its flags (from flagSetups) sorted by name.
+// with its flags sorted by name.
 func completionModel() []compCommand {
 	var out []compCommand
 	for _, c := range commands {
 		cc := compCommand{words: strings.Fields(c.name), help: firstLine(c.help)}
 		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-		if setup := flagSetups[c.name]; setup != nil {
-			setup(fs)
-		}
+		c.bind(fs)
 		fs.VisitAll(func(f *flag.Flag) {
 			kind, usage := flag.UnquoteUsage(f)
 			cf := compFlag{name: f.Name, help: usage, value: "other"}

@@ -17,16 +17,22 @@ func init() {
 	register(command{name: "config check", args: "FILE...", help: "Check config files as `mirrord serve --config FILE` reads them.\n" +
 		"Each file is read strictly (an unknown key is an error naming it, its line and the file),\n" +
 		"the MIRRORD_<SECTION>_<KEY> environment variables are applied, and the result is validated.\n" +
-		"Prints \"FILE: ok\" and a summary; exits 1 if a file is wrong.", run: cmdConfigCheck})
-	flagSetups["config check"] = func(fs *flag.FlagSet) {
-		fs.Bool("no-env", false, "ignore MIRRORD_* environment variables (check the file alone)")
-	}
+		"Prints \"FILE: ok\" and a summary; exits 1 if a file is wrong.", setup: withOptions(cmdConfigCheck)})
 	register(command{name: "config print", args: "[FILE]", help: "Print the effective configuration (defaults + FILE + environment) as YAML.\n" +
 		"The built-in defaults, then FILE, then the MIRRORD_<SECTION>_<KEY> environment variables;\n" +
-		"serve's flags would still win over all of them.", run: cmdConfigPrint})
-	flagSetups["config print"] = func(fs *flag.FlagSet) {
-		fs.Bool("no-env", false, "ignore MIRRORD_* environment variables")
-	}
+		"serve's flags would still win over all of them.", setup: withOptions(cmdConfigPrint)})
+}
+
+type configCheckOptions struct{ noEnv bool }
+
+func (o *configCheckOptions) bind(fs *flag.FlagSet) {
+	fs.BoolVar(&o.noEnv, "no-env", false, "ignore MIRRORD_* environment variables (check the file alone)")
+}
+
+type configPrintOptions struct{ noEnv bool }
+
+func (o *configPrintOptions) bind(fs *flag.FlagSet) {
+	fs.BoolVar(&o.noEnv, "no-env", false, "ignore MIRRORD_* environment variables")
 }
 
 // loadedConfig is a configuration as serve and the config commands
@@ -80,12 +86,12 @@ func (l loadedConfig) invalidServe(err error) error {
 	return usagef("%v", err)
 }
 
-func cmdConfigCheck(ctx context.Context, env *cmdEnv) error {
+func cmdConfigCheck(ctx context.Context, env *cmdEnv, o *configCheckOptions) error {
 	if len(env.args) == 0 {
 		return usagef("mirrord config check: want FILE... (a YAML config file, e.g. configs/cluster-voter.yaml)")
 	}
 	var environ []string
-	if !flagBool(env.fs, "no-env") {
+	if !o.noEnv {
 		environ = os.Environ()
 	}
 	var errs []error
@@ -159,7 +165,7 @@ func printSummary(w io.Writer, cfg configs.Config, vars []string) {
 	}
 }
 
-func cmdConfigPrint(ctx context.Context, env *cmdEnv) error {
+func cmdConfigPrint(ctx context.Context, env *cmdEnv, o *configPrintOptions) error {
 	if len(env.args) > 1 {
 		return usagef("mirrord config print: want at most one FILE, got %q", env.args)
 	}
@@ -168,7 +174,7 @@ func cmdConfigPrint(ctx context.Context, env *cmdEnv) error {
 		path = env.args[0]
 	}
 	var environ []string
-	if !flagBool(env.fs, "no-env") {
+	if !o.noEnv {
 		environ = os.Environ()
 	}
 	l, err := loadConfig(path, environ)

@@ -128,15 +128,8 @@ func (d *daemon) run(ctx context.Context, ready chan<- string) (err error) {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(d.ln) }()
-	if d.cfg.Node.Inbox != "" {
-		w, stop, err := startInbox(ctx, d.cfg.Node.Inbox, filepath.Join(d.data, "inbox.json"), d.ln.Addr().String(), d.token, d.log.With("component", "inbox"))
-		if err != nil {
-			return err
-		}
-		defer stop()
-		if testHookInbox != nil {
-			testHookInbox(w)
-		}
+	if err := d.startInbox(); err != nil {
+		return err
 	}
 	d.logReady()
 	if ready != nil {

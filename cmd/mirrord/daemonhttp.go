@@ -31,6 +31,7 @@ func (d *daemon) newHTTPServer() (*http.Server, error) {
 		Barrier: d.cluster.Barrier, GC: d.repl.Collect, Reclaim: d.repl.CollectSoon, Disk: d.repl.Disk},
 		d.cluster, d.store, d.log.With("component", "admin"))
 	adminAPI.Register(mux)
+	d.admin = adminAPI
 	registerDashboard(mux, adminAPI, devAPI)
 	mux.Handle("GET /cluster/v1/peer", d.cluster.PeerInfoHandler())
 	switch cfg.Node.Metrics {

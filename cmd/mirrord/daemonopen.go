@@ -21,6 +21,7 @@ import (
 	"mirrord/consensus"
 	"mirrord/content"
 	"mirrord/node"
+	"mirrord/node/adminapi"
 	"mirrord/node/cluster"
 	"mirrord/node/fleet"
 	"mirrord/node/replication"
@@ -52,6 +53,7 @@ type daemon struct {
 	repl    *replication.Replicator
 	fleet   *fleet.Fleet
 	guard   *fleet.RolloutGuard
+	admin   *adminapi.API
 
 	token   string
 	created bool

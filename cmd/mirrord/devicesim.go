@@ -13,28 +13,36 @@ import (
 
 func init() {
 	register(command{name: "device-sim", args: "[check|update|set-channel CH|get-channel|list-channels]",
-		help: "Act as a Capgo device against a node: check for an update, or download, decrypt, verify\nand install it as the plugin does (default: update). State is kept in --dir.", run: cmdDeviceSim})
-	flagSetups["device-sim"] = func(fs *flag.FlagSet) {
-		fs.String("server", "", "device-facing base `URL` of a node (env MIRRORD_SERVER; default http://127.0.0.1:8080)")
-		fs.String("app", "", "app `id` (required)")
-		fs.String("dir", "./device-sim", "`dir` keeping the simulated device's bundles and state")
-		fs.String("device-id", "", "device `uuid` (default: kept in --dir, random at first)")
-		fs.String("platform", "android", "`platform`: android, ios or electron")
-		fs.String("version-build", "1.0.0", "native app `version` (version_build)")
-		fs.String("plugin-version", "8.51.23", "plugin `version` to claim")
-		fs.String("public-key", "", "app public key `PEM` (as in capacitor.config publicKey); none = no encryption")
-		fs.String("channel", "", "defaultChannel from the app config")
-		fs.Bool("emulator", false, "claim to be an emulator")
-		fs.Bool("dev", false, "claim to be a development build (is_prod false)")
-	}
+		help: "Act as a Capgo device against a node: check for an update, or download, decrypt, verify\nand install it as the plugin does (default: update). State is kept in --dir.", setup: withOptions(cmdDeviceSim)})
 }
 
-func cmdDeviceSim(ctx context.Context, env *cmdEnv) error {
+// deviceSimOptions are the flags of device-sim: the device it claims
+// to be.
+type deviceSimOptions struct {
+	server, app, dir, deviceID, platform, versionBuild, pluginVersion, publicKey, channel string
+	emulator, dev                                                                         bool
+}
+
+func (o *deviceSimOptions) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.server, "server", "", "device-facing base `URL` of a node (env MIRRORD_SERVER; default http://127.0.0.1:8080)")
+	fs.StringVar(&o.app, "app", "", "app `id` (required)")
+	fs.StringVar(&o.dir, "dir", "./device-sim", "`dir` keeping the simulated device's bundles and state")
+	fs.StringVar(&o.deviceID, "device-id", "", "device `uuid` (default: kept in --dir, random at first)")
+	fs.StringVar(&o.platform, "platform", "android", "`platform`: android, ios or electron")
+	fs.StringVar(&o.versionBuild, "version-build", "1.0.0", "native app `version` (version_build)")
+	fs.StringVar(&o.pluginVersion, "plugin-version", "8.51.23", "plugin `version` to claim")
+	fs.StringVar(&o.publicKey, "public-key", "", "app public key `PEM` (as in capacitor.config publicKey); none = no encryption")
+	fs.StringVar(&o.channel, "channel", "", "defaultChannel from the app config")
+	fs.BoolVar(&o.emulator, "emulator", false, "claim to be an emulator")
+	fs.BoolVar(&o.dev, "dev", false, "claim to be a development build (is_prod false)")
+}
+
+func cmdDeviceSim(ctx context.Context, env *cmdEnv, o *deviceSimOptions) error {
 	action := "update"
 	if len(env.args) > 0 {
 		action = env.args[0]
 	}
-	server := flagString(env.fs, "server")
+	server := o.server
 	if server == "" {
 		server = os.Getenv("MIRRORD_SERVER")
 	}
@@ -42,15 +50,15 @@ func cmdDeviceSim(ctx context.Context, env *cmdEnv) error {
 		server = "http://127.0.0.1:8080"
 	}
 	server = strings.TrimRight(server, "/")
-	app := flagString(env.fs, "app")
+	app := o.app
 	if app == "" {
 		return usagef("--app is required")
 	}
-	dir := flagString(env.fs, "dir")
+	dir := o.dir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	id := flagString(env.fs, "device-id")
+	id := o.deviceID
 	if id == "" {
 		var err error
 		if id, err = persistentDeviceID(dir); err != nil {
@@ -59,12 +67,12 @@ func cmdDeviceSim(ctx context.Context, env *cmdEnv) error {
 	}
 	d := &devicesim.Device{
 		UpdateURL: server + "/updates", StatsURL: server + "/stats", ChannelURL: server + "/channel_self",
-		AppID: app, DeviceID: id, Platform: flagString(env.fs, "platform"),
-		VersionBuild: flagString(env.fs, "version-build"), VersionCode: "1", VersionOS: "14",
-		PluginVersion: flagString(env.fs, "plugin-version"), IsProd: !flagBool(env.fs, "dev"),
-		IsEmulator: flagBool(env.fs, "emulator"), DefaultChannel: flagString(env.fs, "channel"), Dir: dir,
+		AppID: app, DeviceID: id, Platform: o.platform,
+		VersionBuild: o.versionBuild, VersionCode: "1", VersionOS: "14",
+		PluginVersion: o.pluginVersion, IsProd: !o.dev,
+		IsEmulator: o.emulator, DefaultChannel: o.channel, Dir: dir,
 	}
-	if p := flagString(env.fs, "public-key"); p != "" {
+	if p := o.publicKey; p != "" {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return fmt.Errorf("--public-key: %w", err)

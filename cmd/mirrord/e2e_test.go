@@ -264,14 +264,14 @@ func TestPublishRefusesUnsafeZip(t *testing.T) {
 		w.Write([]byte("x"))
 	}
 	zw.Close()
-	c := &client{server: n.url, token: n.token, hc: http.DefaultClient}
-	o, err := c.upload(context.Background(), buf.Bytes())
+	c := adminapi.NewClient(n.url, n.token, http.DefaultClient)
+	o, err := c.Upload(context.Background(), bytes.NewReader(buf.Bytes()), int64(buf.Len()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256Hex(buf.Bytes())
-	err = c.do(context.Background(), "POST", "/admin/v1/apps/com.example.bad/releases",
-		map[string]any{"version": "1.0.0", "zip_cid": o.CID, "checksum": sum}, nil)
+	_, err = c.CreateRelease(context.Background(), "com.example.bad",
+		adminapi.CreateReleaseRequest{Version: "1.0.0", ZipCID: o.CID, Checksum: sum})
 	if err == nil || !strings.Contains(err.Error(), "zip refused") {
 		t.Fatalf("server accepted an unsafe zip: %v", err)
 	}

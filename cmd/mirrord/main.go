@@ -46,7 +46,26 @@ type command struct {
 	name string // "app create"
 	args string // positional args for help
 	help string
-	run  func(ctx context.Context, env *cmdEnv) error
+	// setup binds the command's flags to its typed options and returns
+	// the function that runs it with them (see withOptions).
+	setup func(fs *flag.FlagSet) runFunc
+	// run is the older form: flagSetups adds its flags and it reads them
+	// back by name (serve, until it is converted).
+	run runFunc
+}
+
+// runFunc runs a command once its flags are parsed.
+type runFunc func(ctx context.Context, env *cmdEnv) error
+
+// bind adds the command's flags to fs and returns what runs it.
+func (c *command) bind(fs *flag.FlagSet) runFunc {
+	if c.setup != nil {
+		return c.setup(fs)
+	}
+	if setup := flagSetups[c.name]; setup != nil {
+		setup(fs)
+	}
+	return c.run
 }
 
 // cmdEnv is what a command gets: its flag set (already parsed) and
@@ -62,8 +81,39 @@ var commands []command
 
 func register(c command) { commands = append(commands, c) }
 
-// flagSetups maps command name to a function adding its flags.
+// flagSetups maps command name to a function adding its flags, for
+// commands of the older form (command.run).
 var flagSetups = map[string]func(fs *flag.FlagSet){}
+
+// options is a command's typed options: bind adds its flags to fs,
+// pointing at its fields.
+type options interface{ bind(fs *flag.FlagSet) }
+
+// withOptions is the setup of a command whose flags fill an options
+// struct O: run gets it filled.
+func withOptions[O any, P interface {
+	*O
+	options
+}](run func(ctx context.Context, env *cmdEnv, o P) error) func(fs *flag.FlagSet) runFunc {
+	return func(fs *flag.FlagSet) runFunc {
+		o := P(new(O))
+		o.bind(fs)
+		return func(ctx context.Context, env *cmdEnv) error { return run(ctx, env, o) }
+	}
+}
+
+// noOptions is the setup of a command without flags.
+func noOptions(run runFunc) func(fs *flag.FlagSet) runFunc {
+	return func(*flag.FlagSet) runFunc { return run }
+}
+
+// given reports whether the flag name was on the command line (for
+// flags whose absence differs from their zero value).
+func (e *cmdEnv) given(name string) bool {
+	found := false
+	e.fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
+}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
@@ -90,9 +140,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "usage: mirrord %s [flags] %s\n\n%s\n\nflags:\n", cmd.name, cmd.args, cmd.help)
 		fs.PrintDefaults()
 	}
-	if setup := flagSetups[cmd.name]; setup != nil {
-		setup(fs)
-	}
+	runCmd := cmd.bind(fs)
 	pos, err := parseInterleaved(fs, rest)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -100,7 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return usageError{err.Error()}
 	}
-	return cmd.run(ctx, &cmdEnv{fs: fs, args: pos, stdout: stdout, stderr: stderr})
+	return runCmd(ctx, &cmdEnv{fs: fs, args: pos, stdout: stdout, stderr: stderr})
 }
 
 // parseInterleaved parses flags that may come before, between or after

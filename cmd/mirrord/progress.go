@@ -41,7 +41,8 @@ type uploadProgress struct {
 	last  time.Time
 }
 
-func (p *uploadProgress) add(n int64) {
+// Add implements publish.Progress.
+func (p *uploadProgress) Add(n int64) {
 	p.done += n
 	p.sent++
 	// At most ~10 redraws a second, and always the last one.
@@ -58,12 +59,11 @@ func (p *uploadProgress) add(n int64) {
 // watchStatus prints the status every interval until ctx ends: on a
 // terminal it redraws the screen with a replication bar per release and
 // node; otherwise it prints one snapshot after another.
-func watchStatus(ctx context.Context, c *client, w io.Writer, interval time.Duration, term bool) error {
+func watchStatus(ctx context.Context, c *adminapi.Client, w io.Writer, interval time.Duration, term bool) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		var out adminapi.Status
-		err := c.do(ctx, "GET", "/admin/v1/status", nil, &out)
+		out, err := c.Status(ctx)
 		if term {
 			fmt.Fprint(w, "\x1b[H\x1b[2J")
 		}
@@ -103,4 +103,5 @@ func printReplicationBars(w io.Writer, out adminapi.Status) {
 	}
 }
 
-func (p *uploadProgress) start(total int64, objects int) { p.total, p.files = total, objects }
+// Start implements publish.Progress.
+func (p *uploadProgress) Start(total int64, objects int) { p.total, p.files = total, objects }

@@ -42,10 +42,10 @@ func TestBar(t *testing.T) {
 	}
 	var b bytes.Buffer
 	p := &uploadProgress{w: &b}
-	p.start(300, 3)
-	p.add(100)
-	p.add(100)
-	p.add(100)
+	p.Start(300, 3)
+	p.Add(100)
+	p.Add(100)
+	p.Add(100)
 	if out := b.String(); !strings.Contains(out, "3/3 objects") || !strings.HasSuffix(out, "\n") {
 		t.Fatalf("progress %q", out)
 	}

@@ -7,59 +7,61 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"mirrord/node/adminapi"
 )
 
 func init() {
-	client := clientFlags
-	register(command{name: "token create", help: "Make an operator token valid on every node. With --read-only (required for now) it can read\nthe admin API and the dashboard (status, apps, channels, releases, rollouts, stats, device\nlookup) but not change anything. Only its SHA-256 digest is stored in the cluster.", run: cmdTokenCreate})
-	flagSetups["token create"] = client(func(fs *flag.FlagSet) {
-		fs.Bool("read-only", false, "a token that can view but not change anything")
-	})
-	register(command{name: "token list", help: "List read-only tokens (by id, the digest of the token; tokens themselves are not stored).", run: cmdTokenList})
-	flagSetups["token list"] = client(nil)
-	register(command{name: "token revoke", args: "ID", help: "Revoke a read-only token by its id (or a unique prefix of at least 8 characters).", run: cmdTokenRevoke})
-	flagSetups["token revoke"] = client(nil)
+	register(command{name: "token create", help: "Make an operator token valid on every node. With --read-only (required for now) it can read\nthe admin API and the dashboard (status, apps, channels, releases, rollouts, stats, device\nlookup) but not change anything. Only its SHA-256 digest is stored in the cluster.", setup: withOptions(cmdTokenCreate)})
+	register(command{name: "token list", help: "List read-only tokens (by id, the digest of the token; tokens themselves are not stored).", setup: withOptions(cmdTokenList)})
+	register(command{name: "token revoke", args: "ID", help: "Revoke a read-only token by its id (or a unique prefix of at least 8 characters).", setup: withOptions(cmdTokenRevoke)})
 }
 
-func cmdTokenCreate(ctx context.Context, env *cmdEnv) error {
+type tokenCreateOptions struct {
+	clientOptions
+	readOnly bool
+}
+
+func (o *tokenCreateOptions) bind(fs *flag.FlagSet) {
+	o.clientOptions.bind(fs)
+	fs.BoolVar(&o.readOnly, "read-only", false, "a token that can view but not change anything")
+}
+
+func cmdTokenCreate(ctx context.Context, env *cmdEnv, o *tokenCreateOptions) error {
 	if err := env.needArgs(0, "no arguments"); err != nil {
 		return err
 	}
-	if !flagBool(env.fs, "read-only") {
+	if !o.readOnly {
 		return usagef("mirrord token create: pass --read-only (the admin token is DATA/admin.token on a node; join tokens come from `mirrord cluster token`)")
 	}
-	c, err := newClient(env.fs)
+	c, err := o.client()
 	if err != nil {
 		return err
 	}
-	var out adminapi.ReadToken
-	if err := c.do(ctx, "POST", "/admin/v1/tokens/read", nil, &out); err != nil {
+	out, err := c.CreateReadToken(ctx)
+	if err != nil {
 		return err
 	}
-	if flagBool(env.fs, "json") {
+	if o.json {
 		return printJSON(env.stdout, out)
 	}
 	fmt.Fprintln(env.stdout, out.Token)
 	fmt.Fprintf(env.stderr, "read-only token %s made: it can view (dashboard at %s/ui/, status, stats) but not change anything;\n"+
-		"it is shown only now. Revoke it with `mirrord token revoke %s`.\n", out.ID[:12], c.server, out.ID[:12])
+		"it is shown only now. Revoke it with `mirrord token revoke %s`.\n", out.ID[:12], c.Server(), out.ID[:12])
 	return nil
 }
 
-func cmdTokenList(ctx context.Context, env *cmdEnv) error {
+func cmdTokenList(ctx context.Context, env *cmdEnv, o *clientOptions) error {
 	if err := env.needArgs(0, "no arguments"); err != nil {
 		return err
 	}
-	c, err := newClient(env.fs)
+	c, err := o.client()
 	if err != nil {
 		return err
 	}
-	var out []adminapi.ReadToken
-	if err := c.do(ctx, "GET", "/admin/v1/tokens/read", nil, &out); err != nil {
+	out, err := c.ReadTokens(ctx)
+	if err != nil {
 		return err
 	}
-	if flagBool(env.fs, "json") {
+	if o.json {
 		return printJSON(env.stdout, out)
 	}
 	if len(out) == 0 {
@@ -74,11 +76,11 @@ func cmdTokenList(ctx context.Context, env *cmdEnv) error {
 	return tw.Flush()
 }
 
-func cmdTokenRevoke(ctx context.Context, env *cmdEnv) error {
+func cmdTokenRevoke(ctx context.Context, env *cmdEnv, o *clientOptions) error {
 	if err := env.needArgs(1, "ID"); err != nil {
 		return err
 	}
-	c, err := newClient(env.fs)
+	c, err := o.client()
 	if err != nil {
 		return err
 	}
@@ -87,8 +89,8 @@ func cmdTokenRevoke(ctx context.Context, env *cmdEnv) error {
 		if len(id) < 8 {
 			return usagef("mirrord token revoke: give the token id (from `mirrord token list`) or at least 8 of its first characters")
 		}
-		var list []adminapi.ReadToken
-		if err := c.do(ctx, "GET", "/admin/v1/tokens/read", nil, &list); err != nil {
+		list, err := c.ReadTokens(ctx)
+		if err != nil {
 			return err
 		}
 		var match []string
@@ -106,7 +108,7 @@ func cmdTokenRevoke(ctx context.Context, env *cmdEnv) error {
 			return fmt.Errorf("%d read-only tokens start with %s: give more characters", len(match), id)
 		}
 	}
-	if err := c.do(ctx, "DELETE", "/admin/v1/tokens/read/"+pathEsc(id), nil, nil); err != nil {
+	if err := c.DeleteReadToken(ctx, id); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "revoked read-only token %s\n", id)

@@ -91,17 +91,19 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, write bool) bool {
 		})
 		return false
 	}
-	if a.cfg.Barrier != nil {
-		if err := a.cfg.Barrier(r.Context()); err != nil {
-			a.log.Debug("read barrier failed; answering from local state", "err", err)
-		}
-	}
+	a.Local().barrier(r.Context())
 	return true
+}
+
+// auth serves fn to the admin token, and for GET and HEAD also to
+// read-only tokens (see Protect).
+func (a *API) auth(fn endpoint) http.Handler {
+	return a.Protect(a.handler(fn), false)
 }
 
 // handler turns an endpoint function into a handler that writes its
 // answer or error as JSON (without auth).
-func (a *API) handler(fn func(*http.Request) (int, any, error)) http.Handler {
+func (a *API) handler(fn endpoint) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		status, v, err := fn(r)
 		if err != nil {
@@ -113,6 +115,6 @@ func (a *API) handler(fn func(*http.Request) (int, any, error)) http.Handler {
 
 // adminOnly is auth for endpoints that need the admin token even for GET
 // (the read-only tokens themselves).
-func (a *API) adminOnly(fn func(*http.Request) (int, any, error)) http.Handler {
+func (a *API) adminOnly(fn endpoint) http.Handler {
 	return a.Protect(a.handler(fn), true)
 }

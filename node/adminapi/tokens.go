@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
@@ -10,8 +11,6 @@ import (
 	"mirrord/consensus/state"
 	"mirrord/node"
 )
-
-// ---- read-only tokens ----
 
 // ReadToken is a read-only operator token. Token is set only in the
 // answer that creates it: the cluster keeps the token's SHA-256 digest
@@ -28,24 +27,27 @@ type AuthInfo struct {
 	Access string `json:"access"`
 }
 
-func (a *API) whoami(r *http.Request) (int, any, error) {
+func (a *API) httpWhoami(r *http.Request) (int, any, error) {
 	return http.StatusOK, AuthInfo{Access: a.AccessOf(r).String()}, nil
 }
 
-// createReadToken serves POST /admin/v1/tokens/read: a new random token
-// (256 bits, hex) whose digest is replicated, valid on every node.
-func (a *API) createReadToken(r *http.Request) (int, any, error) {
+// CreateReadToken makes a new random read-only token (256 bits, hex)
+// whose digest is replicated, valid on every node.
+func (a *API) CreateReadToken(ctx context.Context) (_ ReadToken, err error) {
+	defer classifyErr(&err)
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 	tok := hex.EncodeToString(b[:])
 	cmd := consensus.ReadTokenAdd{Digest: node.TokenDigest(tok), CreatedAt: a.now().UnixMilli()}
-	if _, err := a.cons.Apply(r.Context(), cmd); err != nil {
-		return 0, nil, err
+	if err := a.apply(ctx, cmd); err != nil {
+		return ReadToken{}, err
 	}
-	return http.StatusCreated, ReadToken{Token: tok, ID: cmd.Digest, CreatedAt: cmd.CreatedAt}, nil
+	return ReadToken{Token: tok, ID: cmd.Digest, CreatedAt: cmd.CreatedAt}, nil
 }
 
-func (a *API) listReadTokens(r *http.Request) (int, any, error) {
+// ReadTokens lists the read-only tokens (without the tokens), oldest
+// first.
+func (a *API) ReadTokens(ctx context.Context) ([]ReadToken, error) {
 	out := []ReadToken{}
 	for d, at := range a.cons.State().ClusterInfo().ReadTokens {
 		out = append(out, ReadToken{ID: d, CreatedAt: at})
@@ -56,16 +58,30 @@ func (a *API) listReadTokens(r *http.Request) (int, any, error) {
 		}
 		return out[i].ID < out[j].ID
 	})
-	return http.StatusOK, out, nil
+	return out, nil
 }
 
-func (a *API) deleteReadToken(r *http.Request) (int, any, error) {
-	id := r.PathValue("id")
+// DeleteReadToken revokes the read-only token whose digest is id.
+func (a *API) DeleteReadToken(ctx context.Context, id string) (err error) {
+	defer classifyErr(&err)
 	if !state.ValidDigest(id) {
-		return 0, nil, bad("token id %q: want the 64 hex characters `mirrord token list` shows", id)
+		return bad("token id %q: want the 64 hex characters `mirrord token list` shows", id)
 	}
-	if _, err := a.cons.Apply(r.Context(), consensus.ReadTokenDelete{Digest: id}); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string]string{"status": "deleted", "id": id}, nil
+	return a.apply(ctx, consensus.ReadTokenDelete{Digest: id})
+}
+
+func (a *API) httpCreateReadToken(r *http.Request) (int, any, error) {
+	out, err := a.CreateReadToken(r.Context())
+	return http.StatusCreated, out, err
+}
+
+func (a *API) httpListReadTokens(r *http.Request) (int, any, error) {
+	out, err := a.ReadTokens(r.Context())
+	return http.StatusOK, out, err
+}
+
+func (a *API) httpDeleteReadToken(r *http.Request) (int, any, error) {
+	id := r.PathValue("id")
+	err := a.DeleteReadToken(r.Context(), id)
+	return http.StatusOK, map[string]string{"status": "deleted", "id": id}, err
 }

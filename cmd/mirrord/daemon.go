@@ -22,67 +22,68 @@ import (
 )
 
 func init() {
-	register(command{name: "serve", help: "Run a mirrord node (no flags: a working single node on ./mirrord-data and 127.0.0.1:8080).", run: cmdServe})
-	flagSetups["serve"] = func(fs *flag.FlagSet) {
-		fs.String("config", "", "YAML config `file` (default: built-in single-node settings)")
-		fs.String("data", "", "data `dir` (overrides node.data)")
-		fs.String("http", "", "HTTP listen `addr` for devices and admin (overrides node.http)")
-		fs.String("public-url", "", "base `URL` devices use to reach this node (overrides node.public_url)")
-		fs.String("log-level", "info", "log `level`: debug, info, warn, error")
-		fs.Func("p2p", "libp2p listen `multiaddr`, repeatable (default TCP and QUIC on all interfaces, port 4001)", func(v string) error {
-			p2pFlags = append(p2pFlags, v)
-			return nil
-		})
-		fs.String("psk-file", "", "private network key `file` (64 hex chars); peers without it cannot connect")
-		fs.String("join", "", "on first start, join the cluster through this node: its HTTP `URL` or its multiaddr ending in /p2p/PEER_ID")
-		fs.String("join-token", "", "join `token` made by `mirrord cluster token`")
-		fs.String("inbox", "", "watch folder `dir`: bundle directories moved into it are published (overrides node.inbox)")
+	register(command{name: "serve", help: "Run a mirrord node (no flags: a working single node on ./mirrord-data and 127.0.0.1:8080).", setup: withOptions(cmdServe)})
+}
+
+// serveOptions are serve's flags; each one given overrides its setting
+// of the config file and the environment.
+type serveOptions struct {
+	config, data, http, publicURL, logLevel string
+	p2p                                     []string
+	pskFile, join, joinToken, inbox         string
+}
+
+func (o *serveOptions) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.config, "config", "", "YAML config `file` (default: built-in single-node settings)")
+	fs.StringVar(&o.data, "data", "", "data `dir` (overrides node.data)")
+	fs.StringVar(&o.http, "http", "", "HTTP listen `addr` for devices and admin (overrides node.http)")
+	fs.StringVar(&o.publicURL, "public-url", "", "base `URL` devices use to reach this node (overrides node.public_url)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.Func("p2p", "libp2p listen `multiaddr`, repeatable (default TCP and QUIC on all interfaces, port 4001)", func(v string) error {
+		o.p2p = append(o.p2p, v)
+		return nil
+	})
+	fs.StringVar(&o.pskFile, "psk-file", "", "private network key `file` (64 hex chars); peers without it cannot connect")
+	fs.StringVar(&o.join, "join", "", "on first start, join the cluster through this node: its HTTP `URL` or its multiaddr ending in /p2p/PEER_ID")
+	fs.StringVar(&o.joinToken, "join-token", "", "join `token` made by `mirrord cluster token`")
+	fs.StringVar(&o.inbox, "inbox", "", "watch folder `dir`: bundle directories moved into it are published (overrides node.inbox)")
+}
+
+// apply sets the settings the flags name.
+func (o *serveOptions) apply(cfg *configs.Config) {
+	for _, f := range []struct {
+		flag string
+		dst  *string
+	}{
+		{o.data, &cfg.Node.Data}, {o.http, &cfg.Node.HTTP}, {o.publicURL, &cfg.Node.PublicURL},
+		{o.pskFile, &cfg.Node.PSKFile}, {o.join, &cfg.Cluster.Join}, {o.joinToken, &cfg.Cluster.JoinToken},
+		{o.inbox, &cfg.Node.Inbox},
+	} {
+		if f.flag != "" {
+			*f.dst = f.flag
+		}
+	}
+	if len(o.p2p) > 0 {
+		cfg.Node.P2P = o.p2p
 	}
 }
 
-// p2pFlags collects the repeatable --p2p flag of serve.
-var p2pFlags []string
-
-func cmdServe(ctx context.Context, env *cmdEnv) error {
-	defer func() { p2pFlags = nil }()
+func cmdServe(ctx context.Context, env *cmdEnv, o *serveOptions) error {
 	if err := env.needArgs(0, "no arguments"); err != nil {
 		return err
 	}
 	// Precedence, lowest first: defaults, file, environment, flags.
-	loaded, err := loadConfig(flagString(env.fs, "config"), os.Environ())
+	loaded, err := loadConfig(o.config, os.Environ())
 	if err != nil {
 		return err
 	}
 	cfg := loaded.cfg
-	if v := flagString(env.fs, "data"); v != "" {
-		cfg.Node.Data = v
-	}
-	if v := flagString(env.fs, "http"); v != "" {
-		cfg.Node.HTTP = v
-	}
-	if v := flagString(env.fs, "public-url"); v != "" {
-		cfg.Node.PublicURL = v
-	}
-	if len(p2pFlags) > 0 {
-		cfg.Node.P2P = p2pFlags
-	}
-	if v := flagString(env.fs, "psk-file"); v != "" {
-		cfg.Node.PSKFile = v
-	}
-	if v := flagString(env.fs, "join"); v != "" {
-		cfg.Cluster.Join = v
-	}
-	if v := flagString(env.fs, "join-token"); v != "" {
-		cfg.Cluster.JoinToken = v
-	}
-	if v := flagString(env.fs, "inbox"); v != "" {
-		cfg.Node.Inbox = v
-	}
+	o.apply(&cfg)
 	if err := cfg.Validate(); err != nil {
 		return loaded.invalidServe(err)
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(flagString(env.fs, "log-level"))); err != nil {
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return usagef("--log-level: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
@@ -309,29 +310,4 @@ func closeLogged(log *slog.Logger, what string, fn func() error) {
 	if err := fn(); err != nil {
 		log.Warn("close "+what, "err", err)
 	}
-}
-
-func flagString(fs *flag.FlagSet, name string) string {
-	if f := fs.Lookup(name); f != nil {
-		return f.Value.String()
-	}
-	return ""
-}
-
-func flagBool(fs *flag.FlagSet, name string) bool {
-	if f := fs.Lookup(name); f != nil {
-		return f.Value.String() == "true"
-	}
-	return false
-}
-
-// flagSet reports whether a flag was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	found := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			found = true
-		}
-	})
-	return found
 }

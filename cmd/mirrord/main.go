@@ -49,9 +49,6 @@ type command struct {
 	// setup binds the command's flags to its typed options and returns
 	// the function that runs it with them (see withOptions).
 	setup func(fs *flag.FlagSet) runFunc
-	// run is the older form: flagSetups adds its flags and it reads them
-	// back by name (serve, until it is converted).
-	run runFunc
 }
 
 // runFunc runs a command once its flags are parsed.
@@ -59,13 +56,7 @@ type runFunc func(ctx context.Context, env *cmdEnv) error
 
 // bind adds the command's flags to fs and returns what runs it.
 func (c *command) bind(fs *flag.FlagSet) runFunc {
-	if c.setup != nil {
-		return c.setup(fs)
-	}
-	if setup := flagSetups[c.name]; setup != nil {
-		setup(fs)
-	}
-	return c.run
+	return c.setup(fs)
 }
 
 // cmdEnv is what a command gets: its flag set (already parsed) and
@@ -80,10 +71,6 @@ type cmdEnv struct {
 var commands []command
 
 func register(c command) { commands = append(commands, c) }
-
-// flagSetups maps command name to a function adding its flags, for
-// commands of the older form (command.run).
-var flagSetups = map[string]func(fs *flag.FlagSet){}
 
 // options is a command's typed options: bind adds its flags to fs,
 // pointing at its fields.

@@ -16,26 +16,30 @@ func init() {
 	register(command{name: "recover", help: "Last resort after losing a majority of the voters for good: with every node stopped, rewrite this\n" +
 		"node's raft membership to --voters (default: this node alone). Run it with the same list on each\n" +
 		"surviving voter, start them, then `cluster remove` the lost nodes and join new ones. Entries this\n" +
-		"node logged but the old majority never committed become committed. See docs/operations.md.", run: cmdRecover})
-	flagSetups["recover"] = func(fs *flag.FlagSet) {
-		fs.String("config", "", "the node's config `file` (for its data dir and raft settings)")
-		fs.String("data", "", "the node's data `dir` (overrides the config)")
-		fs.String("voters", "", "comma-separated node `ids` that form the new cluster (default: this node)")
-	}
+		"node logged but the old majority never committed become committed. See docs/operations.md.", setup: withOptions(cmdRecover)})
 }
 
-func cmdRecover(ctx context.Context, env *cmdEnv) error {
+// recoverOptions are recover's flags.
+type recoverOptions struct{ config, data, voters string }
+
+func (o *recoverOptions) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.config, "config", "", "the node's config `file` (for its data dir and raft settings)")
+	fs.StringVar(&o.data, "data", "", "the node's data `dir` (overrides the config)")
+	fs.StringVar(&o.voters, "voters", "", "comma-separated node `ids` that form the new cluster (default: this node)")
+}
+
+func cmdRecover(ctx context.Context, env *cmdEnv, o *recoverOptions) error {
 	if err := env.needArgs(0, "no arguments"); err != nil {
 		return err
 	}
 	cfg := configs.Default()
-	if p := flagString(env.fs, "config"); p != "" {
+	if p := o.config; p != "" {
 		var err error
 		if cfg, err = configs.Load(p); err != nil {
 			return err
 		}
 	}
-	if v := flagString(env.fs, "data"); v != "" {
+	if v := o.data; v != "" {
 		cfg.Node.Data = v
 	}
 	data := cfg.Node.Data
@@ -49,7 +53,7 @@ func cmdRecover(ctx context.Context, env *cmdEnv) error {
 	}
 	defer unlock()
 	voters := []string{self}
-	if v := strings.TrimSpace(flagString(env.fs, "voters")); v != "" {
+	if v := strings.TrimSpace(o.voters); v != "" {
 		voters = nil
 		for _, id := range strings.Split(v, ",") {
 			voters = append(voters, strings.TrimSpace(id))

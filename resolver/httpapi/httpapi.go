@@ -21,7 +21,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"mirrord/consensus/state"
-	"mirrord/content"
+	"mirrord/content/object"
 	"mirrord/resolver"
 )
 
@@ -34,7 +34,7 @@ type StateSource interface {
 // be fetched from peers (bounded by the store); without it only what is
 // complete locally is served.
 type Objects interface {
-	OpenCached(ctx context.Context, c cid.Cid, opt content.OpenOptions) (content.File, error)
+	OpenCached(ctx context.Context, c cid.Cid, opt object.OpenOptions) (object.File, error)
 }
 
 // StatsSink keeps device events. Each event is one JSON object.
@@ -557,13 +557,13 @@ func (a *API) answerChannel(w http.ResponseWriter, r *http.Request, req resolver
 // node (e.g. uploaded by a publish whose release is not committed yet).
 func (a *API) handleDownload(w http.ResponseWriter, r *http.Request) {
 	raw := r.PathValue("cid")
-	c, err := content.ParseCID(raw)
+	c, err := object.ParseCID(raw)
 	if err != nil {
 		http.Error(w, "bad object id", http.StatusBadRequest)
 		return
 	}
 	remote := a.refs.referenced(a.state.State(), raw, c)
-	f, err := a.objects.OpenCached(r.Context(), c, content.OpenOptions{Remote: remote})
+	f, err := a.objects.OpenCached(r.Context(), c, object.OpenOptions{Remote: remote})
 	if err != nil {
 		a.downloadFailed(w, r, c, err)
 		return
@@ -575,7 +575,7 @@ func (a *API) handleDownload(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", contentType(r.PathValue("name")))
 	h.Set("X-Content-Type-Options", "nosniff")
 	var rs io.ReadSeeker = f
-	if of, ok := f.(content.OSFile); ok {
+	if of, ok := f.(object.OSFile); ok {
 		rs = of.OSFile() // a plain *os.File lets net/http use sendfile
 	}
 	http.ServeContent(w, r, "", zeroTime, rs)
@@ -588,12 +588,12 @@ func (a *API) downloadFailed(w http.ResponseWriter, r *http.Request, c cid.Cid, 
 		// The client went away: there is nobody to answer, and nothing
 		// is wrong with this node.
 		a.log.Debug("download abandoned by the client", "cid", c)
-	case errors.Is(err, content.ErrNotFound):
+	case errors.Is(err, object.ErrNotFound):
 		http.Error(w, "object not found on this node", http.StatusNotFound)
-	case errors.Is(err, content.ErrBusy):
+	case errors.Is(err, object.ErrBusy):
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "too many downloads are fetching from other nodes; retry later", http.StatusServiceUnavailable)
-	case errors.Is(err, content.ErrFetchTimeout):
+	case errors.Is(err, object.ErrFetchTimeout):
 		a.faults.log(a.log, slog.LevelWarn, "fetch_timeout", "download: no peer sent the object in time", "cid", c, "err", err)
 		w.Header().Set("Retry-After", "30")
 		http.Error(w, "object not available from other nodes now; retry later", http.StatusServiceUnavailable)
@@ -678,4 +678,4 @@ func writeRaw(w http.ResponseWriter, status int, b []byte) {
 
 var zeroTime time.Time
 
-var _ io.ReadSeeker = content.File(nil)
+var _ io.ReadSeeker = object.File(nil)

@@ -287,6 +287,20 @@ func (c Config) Validate() error {
 	if c.Version != 1 {
 		return fmt.Errorf("version: %d is not supported (want 1)", c.Version)
 	}
+	// In this order, so that of several bad values the same one is named.
+	for _, check := range []func() error{
+		c.validateNode, c.validateLimits, c.validateCluster, c.validateReplication,
+		c.validateStats, c.validateRaft, c.validateReports,
+	} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateNode checks the node section.
+func (c Config) validateNode() error {
 	if m := c.Node.Metrics; m != "open" && m != "token" && m != "off" {
 		return fmt.Errorf("node.metrics: %q (want open, token or off)", m)
 	}
@@ -306,6 +320,11 @@ func (c Config) Validate() error {
 	if c.Node.PublicURL != "" && !strings.HasPrefix(c.Node.PublicURL, "http://") && !strings.HasPrefix(c.Node.PublicURL, "https://") {
 		return fmt.Errorf("node.public_url: %q must start with http:// or https://", c.Node.PublicURL)
 	}
+	return nil
+}
+
+// validateLimits checks the limits section.
+func (c Config) validateLimits() error {
 	if c.Limits.MaxRequestBytes < 1024 {
 		return errors.New("limits.max_request_bytes: must be at least 1KiB")
 	}
@@ -327,12 +346,22 @@ func (c Config) Validate() error {
 	if d := time.Duration(c.Limits.DownloadFetchStall); d < 100*time.Millisecond || d > 10*time.Minute {
 		return fmt.Errorf("limits.download_fetch_stall: %s (want 100ms to 10m)", d)
 	}
+	return nil
+}
+
+// validateCluster checks the cluster section.
+func (c Config) validateCluster() error {
 	if c.Cluster.Voters < 1 || c.Cluster.Voters > 9 {
 		return fmt.Errorf("cluster.voters: %d (want 1 to 9; 3 or 5 are usual)", c.Cluster.Voters)
 	}
 	if (c.Cluster.Join == "") != (c.Cluster.JoinToken == "") {
 		return errors.New("cluster.join and cluster.join_token go together (make a token with `mirrord cluster token`)")
 	}
+	return nil
+}
+
+// validateReplication checks the replication section.
+func (c Config) validateReplication() error {
 	if z := c.Replication.Zips; z != "on-demand" && z != "eager" {
 		return fmt.Errorf("replication.zips: %q (want on-demand or eager)", z)
 	}
@@ -345,12 +374,22 @@ func (c Config) Validate() error {
 	if c.Replication.MinFree < 0 {
 		return errors.New("replication.min_free: must not be negative")
 	}
+	return nil
+}
+
+// validateStats checks the stats log settings.
+func (c Config) validateStats() error {
 	if c.Stats.MaxBytes < 1<<20 {
 		return errors.New("stats.max_bytes: must be at least 1MiB")
 	}
 	if c.Stats.Retention < 0 {
 		return errors.New("stats.retention: must not be negative")
 	}
+	return nil
+}
+
+// validateRaft checks the raft section.
+func (c Config) validateRaft() error {
 	if h := time.Duration(c.Raft.HeartbeatTimeout); h != 0 && h < minRaftHeartbeat {
 		return fmt.Errorf("raft.heartbeat_timeout: %s (want 0s for %s, or at least %s)", h, defaultRaftTimeout, minRaftHeartbeat)
 	}
@@ -361,6 +400,11 @@ func (c Config) Validate() error {
 	if el < hb {
 		return fmt.Errorf("raft.election_timeout: %s is shorter than raft.heartbeat_timeout %s (0s means %s)", el, hb, defaultRaftTimeout)
 	}
+	return nil
+}
+
+// validateReports checks the stats report and halt check intervals.
+func (c Config) validateReports() error {
 	if d := time.Duration(c.Stats.ReportInterval); d < 10*time.Millisecond || d > time.Hour {
 		return fmt.Errorf("stats.report_interval: %s (want 10ms to 1h)", d)
 	}

@@ -14,6 +14,9 @@ import (
 	"time"
 )
 
+// monitor follows raft during one round: leaders and terms from the
+// nodes' metrics, warnings and election timeouts from their logs, and
+// the fsync probe.
 type monitor struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

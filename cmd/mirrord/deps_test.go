@@ -137,26 +137,38 @@ func sortedKeys(pkgs map[string]goPackage) []string {
 	return keys
 }
 
-// checkDirect returns one line per direct import that breaks rules.
-func checkDirect(pkgs map[string]goPackage, rules map[string][]string) []string {
-	var bad []string
+// eachRuled calls fn for every package of pkgs under a key of rules,
+// with that key and its bans, in a fixed order.
+func eachRuled(pkgs map[string]goPackage, rules map[string][]string, fn func(pkg, prefix string, bans []string)) {
+	prefixes := make([]string, 0, len(rules))
+	for p := range rules {
+		prefixes = append(prefixes, p)
+	}
+	sort.Strings(prefixes)
 	for _, pkg := range sortedKeys(pkgs) {
-		for prefix, bans := range rules {
-			if !under(pkg, prefix) {
-				continue
-			}
-			if prefix == "mirrord/consensus" && under(pkg, "mirrord/consensus/state") {
-				continue // has its own, stricter rule
-			}
-			for _, imp := range pkgs[pkg].Imports {
-				for _, ban := range bans {
-					if strings.HasPrefix(imp, ban) && !strings.HasPrefix(imp, prefix) {
-						bad = append(bad, fmt.Sprintf("%s imports %s: not allowed (%s must not depend on %s)", pkg, imp, prefix, ban))
-					}
-				}
+		for _, prefix := range prefixes {
+			if under(pkg, prefix) {
+				fn(pkg, prefix, rules[prefix])
 			}
 		}
 	}
+}
+
+// checkDirect returns one line per direct import that breaks rules.
+func checkDirect(pkgs map[string]goPackage, rules map[string][]string) []string {
+	var bad []string
+	eachRuled(pkgs, rules, func(pkg, prefix string, bans []string) {
+		if prefix == "mirrord/consensus" && under(pkg, "mirrord/consensus/state") {
+			return // has its own, stricter rule
+		}
+		for _, imp := range pkgs[pkg].Imports {
+			for _, ban := range bans {
+				if strings.HasPrefix(imp, ban) && !strings.HasPrefix(imp, prefix) {
+					bad = append(bad, fmt.Sprintf("%s imports %s: not allowed (%s must not depend on %s)", pkg, imp, prefix, ban))
+				}
+			}
+		}
+	})
 	return bad
 }
 
@@ -164,21 +176,16 @@ func checkDirect(pkgs map[string]goPackage, rules map[string][]string) []string 
 // under a rule's key reaches, with the import chain that reaches it.
 func checkTransitive(pkgs map[string]goPackage, rules map[string][]string) []string {
 	var bad []string
-	for _, root := range sortedKeys(pkgs) {
-		for prefix, bans := range rules {
-			if !under(root, prefix) {
-				continue
-			}
-			from := reach(pkgs, root)
-			for _, dep := range sortedReached(from) {
-				for _, ban := range bans {
-					if strings.HasPrefix(dep, ban) {
-						bad = append(bad, fmt.Sprintf("%s depends on %s: %s", root, dep, strings.Join(chain(from, root, dep), " -> ")))
-					}
+	eachRuled(pkgs, rules, func(root, _ string, bans []string) {
+		from := reach(pkgs, root)
+		for _, dep := range sortedReached(from) {
+			for _, ban := range bans {
+				if strings.HasPrefix(dep, ban) {
+					bad = append(bad, fmt.Sprintf("%s depends on %s: %s", root, dep, strings.Join(chain(from, root, dep), " -> ")))
 				}
 			}
 		}
-	}
+	})
 	return bad
 }
 

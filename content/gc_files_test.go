@@ -89,14 +89,7 @@ func TestDiskUsage(t *testing.T) {
 	if du3 >= du2 || du3 != du2-res.BytesFreed || res.BytesFreed < int64(2*len(b)) {
 		t.Fatalf("after GC: %d (was %d, freed %d)", du3, du2, res.BytesFreed)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s2, err := OpenStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := gcReopen(t, s, dir)
 	if du4, err := s2.DiskUsage(); err != nil || du4 != du3 {
 		t.Fatalf("after reopen: %d %v, want %d", du4, err, du3)
 	}

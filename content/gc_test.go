@@ -128,6 +128,21 @@ func gcAge(t *testing.T, s *Store, root cid.Cid, at time.Time) {
 	}
 }
 
+// gcReopen closes s and opens the store in dir again, as a restart
+// does; the new store is closed when the test ends.
+func gcReopen(t *testing.T, s *Store, dir string) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s2.Close() })
+	return s2
+}
+
 // gcCacheFile assembles the cache copy of c and returns its path.
 func gcCacheFile(t *testing.T, s *Store, c cid.Cid) string {
 	t.Helper()
@@ -219,14 +234,7 @@ func TestGCKeepSet(t *testing.T) {
 					t.Fatalf("dropped object %d still complete", i)
 				}
 			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s2, err := OpenStore(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s2.Close()
+			s2 := gcReopen(t, s, dir)
 			for _, i := range tc.keep {
 				gcReadable(t, s2, roots[i], datas[i])
 			}
@@ -355,14 +363,7 @@ func TestGCReuseRefreshesAge(t *testing.T) {
 				t.Fatalf("result %+v, want %d kept", res, want)
 			}
 			// The refreshed age survives a restart.
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s2, err := OpenStore(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s2.Close()
+			s2 := gcReopen(t, s, dir)
 			if res, err := s2.GC(context.Background(), nil, GCOptions{Grace: time.Hour}); err != nil || res.BlocksRemoved != 0 {
 				t.Fatalf("GC after restart: %+v %v", res, err)
 			}

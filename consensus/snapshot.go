@@ -254,161 +254,210 @@ type snapshotReader struct {
 	metaSeen bool
 }
 
+// apply adds the record of type t to the state being read; each type has
+// its own readX.
 func (sr *snapshotReader) apply(t recordType, payload []byte) error {
 	switch t {
 	case recordApp:
-		var app state.App
-		if err := decodeStrict(payload, &app); err != nil {
-			return err
-		}
-		if app.ID == "" {
-			return errors.New("app with empty id")
-		}
-		if sr.s.Apps[app.ID] != nil {
-			return fmt.Errorf("duplicate app %q", app.ID)
-		}
-		sr.s.Apps[app.ID] = &state.AppState{
-			App:      app,
-			Channels: map[string]*state.Channel{},
-			Releases: map[string]*state.Release{},
-			Devices:  map[string]state.DeviceOverride{},
-		}
+		return sr.readApp(payload)
 	case recordChannel:
-		var rec channelRecord
-		if err := decodeStrict(payload, &rec); err != nil {
-			return err
-		}
-		a, err := sr.app(rec.App)
-		if err != nil {
-			return err
-		}
-		c := rec.Channel
-		if c.Name == "" {
-			return errors.New("channel with empty name")
-		}
-		if a.Channels[c.Name] != nil {
-			return fmt.Errorf("duplicate channel %q", c.Name)
-		}
-		if len(c.History) == 0 {
-			c.History = nil
-		}
-		a.Channels[c.Name] = &c
+		return sr.readChannel(payload)
 	case recordRelease:
-		var r state.Release
-		if err := decodeStrict(payload, &r); err != nil {
-			return err
-		}
-		a, err := sr.app(r.App)
-		if err != nil {
-			return err
-		}
-		if r.Version == "" {
-			return errors.New("release with empty version")
-		}
-		if a.Releases[r.Version] != nil {
-			return fmt.Errorf("duplicate release %q", r.Version)
-		}
-		if len(r.Manifest) == 0 {
-			r.Manifest = nil
-		}
-		a.Releases[r.Version] = &r
+		return sr.readRelease(payload)
 	case recordDeviceOverride:
-		var rec deviceRecord
-		if err := decodeStrict(payload, &rec); err != nil {
-			return err
-		}
-		a, err := sr.app(rec.App)
-		if err != nil {
-			return err
-		}
-		if rec.DeviceID == "" {
-			return errors.New("device override with empty id")
-		}
-		if _, ok := a.Devices[rec.DeviceID]; ok {
-			return fmt.Errorf("duplicate device %q", rec.DeviceID)
-		}
-		a.Devices[rec.DeviceID] = state.DeviceOverride{Channel: rec.Channel, Version: rec.Version}
+		return sr.readDeviceOverride(payload)
 	case recordStats:
-		var rec statsRecord
-		if err := decodeStrict(payload, &rec); err != nil {
-			return err
-		}
-		a, err := sr.app(rec.App)
-		if err != nil {
-			return err
-		}
-		if a.Releases[rec.Version] == nil || rec.Node == "" {
-			return fmt.Errorf("stats for unknown release %q or empty node", rec.Version)
-		}
-		if a.Stats == nil {
-			a.Stats = map[string]map[string]state.Counters{}
-		}
-		if a.Stats[rec.Version] == nil {
-			a.Stats[rec.Version] = map[string]state.Counters{}
-		}
-		if _, dup := a.Stats[rec.Version][rec.Node]; dup {
-			return fmt.Errorf("duplicate stats for %q on %q", rec.Version, rec.Node)
-		}
-		if len(rec.Counters.Failures) == 0 {
-			rec.Counters.Failures = nil
-		}
-		a.Stats[rec.Version][rec.Node] = rec.Counters
+		return sr.readStats(payload)
 	case recordNode:
-		var n state.NodeInfo
-		if err := decodeStrict(payload, &n); err != nil {
-			return err
-		}
-		c := sr.clusterForWrite()
-		if n.ID == "" {
-			return errors.New("node with empty id")
-		}
-		if _, dup := c.Nodes[n.ID]; dup {
-			return fmt.Errorf("duplicate node %q", n.ID)
-		}
-		if c.Nodes == nil {
-			c.Nodes = map[string]state.NodeInfo{}
-		}
-		c.Nodes[n.ID] = n
+		return sr.readNode(payload)
 	case recordAdminToken, recordJoinToken, recordReadToken:
-		var tr tokenRecord
-		if err := decodeStrict(payload, &tr); err != nil {
-			return err
-		}
-		if !state.ValidDigest(tr.Digest) {
-			return errors.New("token record with a bad digest")
-		}
-		c := sr.clusterForWrite()
-		m := &c.AdminTokens
-		switch t {
-		case recordJoinToken:
-			m = &c.JoinTokens
-		case recordReadToken:
-			m = &c.ReadTokens
-		}
-		if *m == nil {
-			*m = map[string]int64{}
-		}
-		if _, dup := (*m)[tr.Digest]; dup {
-			return errors.New("duplicate token record")
-		}
-		(*m)[tr.Digest] = tr.At
+		return sr.readToken(t, payload)
 	case recordMeta:
-		var m metaRecord
-		if err := decodeStrict(payload, &m); err != nil {
-			return err
-		}
-		for id, next := range m.NextChannelIDs {
-			a, err := sr.app(id)
-			if err != nil {
-				return err
-			}
-			a.NextChannelID = next
-		}
-		sr.s.Index = m.Index
-		sr.metaSeen = true
+		return sr.readMeta(payload)
 	default:
 		return errors.New("unknown record type")
 	}
+}
+
+// readApp adds an app record.
+func (sr *snapshotReader) readApp(payload []byte) error {
+	var app state.App
+	if err := decodeStrict(payload, &app); err != nil {
+		return err
+	}
+	if app.ID == "" {
+		return errors.New("app with empty id")
+	}
+	if sr.s.Apps[app.ID] != nil {
+		return fmt.Errorf("duplicate app %q", app.ID)
+	}
+	sr.s.Apps[app.ID] = &state.AppState{
+		App:      app,
+		Channels: map[string]*state.Channel{},
+		Releases: map[string]*state.Release{},
+		Devices:  map[string]state.DeviceOverride{},
+	}
+	return nil
+}
+
+// readChannel adds a channel record.
+func (sr *snapshotReader) readChannel(payload []byte) error {
+	var rec channelRecord
+	if err := decodeStrict(payload, &rec); err != nil {
+		return err
+	}
+	a, err := sr.app(rec.App)
+	if err != nil {
+		return err
+	}
+	c := rec.Channel
+	if c.Name == "" {
+		return errors.New("channel with empty name")
+	}
+	if a.Channels[c.Name] != nil {
+		return fmt.Errorf("duplicate channel %q", c.Name)
+	}
+	if len(c.History) == 0 {
+		c.History = nil
+	}
+	a.Channels[c.Name] = &c
+	return nil
+}
+
+// readRelease adds a release record.
+func (sr *snapshotReader) readRelease(payload []byte) error {
+	var r state.Release
+	if err := decodeStrict(payload, &r); err != nil {
+		return err
+	}
+	a, err := sr.app(r.App)
+	if err != nil {
+		return err
+	}
+	if r.Version == "" {
+		return errors.New("release with empty version")
+	}
+	if a.Releases[r.Version] != nil {
+		return fmt.Errorf("duplicate release %q", r.Version)
+	}
+	if len(r.Manifest) == 0 {
+		r.Manifest = nil
+	}
+	a.Releases[r.Version] = &r
+	return nil
+}
+
+// readDeviceOverride adds a device override record.
+func (sr *snapshotReader) readDeviceOverride(payload []byte) error {
+	var rec deviceRecord
+	if err := decodeStrict(payload, &rec); err != nil {
+		return err
+	}
+	a, err := sr.app(rec.App)
+	if err != nil {
+		return err
+	}
+	if rec.DeviceID == "" {
+		return errors.New("device override with empty id")
+	}
+	if _, ok := a.Devices[rec.DeviceID]; ok {
+		return fmt.Errorf("duplicate device %q", rec.DeviceID)
+	}
+	a.Devices[rec.DeviceID] = state.DeviceOverride{Channel: rec.Channel, Version: rec.Version}
+	return nil
+}
+
+// readStats adds a fleet counters record.
+func (sr *snapshotReader) readStats(payload []byte) error {
+	var rec statsRecord
+	if err := decodeStrict(payload, &rec); err != nil {
+		return err
+	}
+	a, err := sr.app(rec.App)
+	if err != nil {
+		return err
+	}
+	if a.Releases[rec.Version] == nil || rec.Node == "" {
+		return fmt.Errorf("stats for unknown release %q or empty node", rec.Version)
+	}
+	if a.Stats == nil {
+		a.Stats = map[string]map[string]state.Counters{}
+	}
+	if a.Stats[rec.Version] == nil {
+		a.Stats[rec.Version] = map[string]state.Counters{}
+	}
+	if _, dup := a.Stats[rec.Version][rec.Node]; dup {
+		return fmt.Errorf("duplicate stats for %q on %q", rec.Version, rec.Node)
+	}
+	if len(rec.Counters.Failures) == 0 {
+		rec.Counters.Failures = nil
+	}
+	a.Stats[rec.Version][rec.Node] = rec.Counters
+	return nil
+}
+
+// readNode adds a cluster node record.
+func (sr *snapshotReader) readNode(payload []byte) error {
+	var n state.NodeInfo
+	if err := decodeStrict(payload, &n); err != nil {
+		return err
+	}
+	c := sr.clusterForWrite()
+	if n.ID == "" {
+		return errors.New("node with empty id")
+	}
+	if _, dup := c.Nodes[n.ID]; dup {
+		return fmt.Errorf("duplicate node %q", n.ID)
+	}
+	if c.Nodes == nil {
+		c.Nodes = map[string]state.NodeInfo{}
+	}
+	c.Nodes[n.ID] = n
+	return nil
+}
+
+// readToken adds a token record of type t (admin, join or read).
+func (sr *snapshotReader) readToken(t recordType, payload []byte) error {
+	var tr tokenRecord
+	if err := decodeStrict(payload, &tr); err != nil {
+		return err
+	}
+	if !state.ValidDigest(tr.Digest) {
+		return errors.New("token record with a bad digest")
+	}
+	c := sr.clusterForWrite()
+	m := &c.AdminTokens
+	switch t {
+	case recordJoinToken:
+		m = &c.JoinTokens
+	case recordReadToken:
+		m = &c.ReadTokens
+	}
+	if *m == nil {
+		*m = map[string]int64{}
+	}
+	if _, dup := (*m)[tr.Digest]; dup {
+		return errors.New("duplicate token record")
+	}
+	(*m)[tr.Digest] = tr.At
+	return nil
+}
+
+// readMeta adds the meta record (index, next channel ids).
+func (sr *snapshotReader) readMeta(payload []byte) error {
+	var m metaRecord
+	if err := decodeStrict(payload, &m); err != nil {
+		return err
+	}
+	for id, next := range m.NextChannelIDs {
+		a, err := sr.app(id)
+		if err != nil {
+			return err
+		}
+		a.NextChannelID = next
+	}
+	sr.s.Index = m.Index
+	sr.metaSeen = true
 	return nil
 }
 

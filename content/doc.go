@@ -14,6 +14,11 @@
 // store.go keeps objects as content-addressed blocks; cache.go keeps
 // whole copies of downloaded objects, checked against a digest before
 // they are served; download.go bounds downloads that read from peers.
+// gc.go collects garbage on gcstore.go's blockstore, which dates blocks
+// by their files, and claims.go tracks the blocks of Adds in progress.
+// The subpackage object holds what a reader of stored objects needs
+// (File, OpenOptions, the errors, ParseCID) without boxo; the names here
+// are aliases of it.
 //
 // This package must not import consensus, node, resolver, configs,
 // cmd, hashicorp/raft or libp2p: everything else depends on it, not the

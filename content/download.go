@@ -10,16 +10,20 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+
+	"mirrord/content/object"
 )
 
 // ErrBusy is returned by OpenCached when serving an object needs blocks
-// from peers and DownloadConfig.MaxFetches downloads already fetch.
-var ErrBusy = errors.New("content: too many downloads are fetching from peers")
+// from peers and DownloadConfig.MaxFetches downloads already fetch
+// (object.ErrBusy).
+var ErrBusy = object.ErrBusy
 
 // ErrFetchTimeout is returned (by OpenCached or a Read) when the peers
 // sent no block of the object for DownloadConfig.FetchStall, or the
-// download fetched for longer than DownloadConfig.FetchTimeout.
-var ErrFetchTimeout = errors.New("content: peers did not send the object's blocks in time")
+// download fetched for longer than DownloadConfig.FetchTimeout
+// (object.ErrFetchTimeout).
+var ErrFetchTimeout = object.ErrFetchTimeout
 
 // DownloadConfig bounds what downloads (OpenCached) may ask of peers and
 // where the store reports trouble with its cache copies.
@@ -68,13 +72,8 @@ func (s *Store) SetDownloads(cfg DownloadConfig) {
 // an object that was not complete here through the block exchange.
 func (s *Store) Fetching() int { return len(s.fetchSlots) }
 
-// OpenOptions tune OpenCached.
-type OpenOptions struct {
-	// Remote lets blocks missing here come from peers (within the
-	// DownloadConfig limits). Without it an object is served only when
-	// it is complete in this store, and the network is never asked.
-	Remote bool
-}
+// OpenOptions tune OpenCached (object.OpenOptions).
+type OpenOptions = object.OpenOptions
 
 // openRemote opens c reading through the block exchange, within the
 // stall and overall deadlines, holding a fetch slot until the file is

@@ -24,11 +24,14 @@ import (
 	flatfs "github.com/ipfs/go-ds-flatfs"
 	ipld "github.com/ipfs/go-ipld-format"
 	"golang.org/x/sys/unix"
+
+	"mirrord/content/object"
 )
 
 // ErrNotFound is returned when an object or one of its blocks is not in
-// the store.
-var ErrNotFound = errors.New("content: object not found")
+// the store (object.ErrNotFound: the device path branches on it without
+// importing this package).
+var ErrNotFound = object.ErrNotFound
 
 // ErrCorrupt is returned when a stored block does not hash to its CID.
 var ErrCorrupt = errors.New("content: stored block does not match its CID")
@@ -247,11 +250,8 @@ func (s *Store) Space() (Space, error) {
 	return sp, nil
 }
 
-// File is an open stored object.
-type File interface {
-	io.ReadSeekCloser
-	Size() uint64
-}
+// File is an open stored object (object.File).
+type File = object.File
 
 // Open opens the object rooted at c for reading. Missing blocks give
 // ErrNotFound, corrupt blocks ErrCorrupt (also from Read).
@@ -314,10 +314,8 @@ func (f *file) diagnose(err error) error {
 }
 
 // OSFile is implemented by files backed by one plain file on disk, so
-// that HTTP can hand them to sendfile.
-type OSFile interface {
-	OSFile() *os.File
-}
+// that HTTP can hand them to sendfile (object.OSFile).
+type OSFile = object.OSFile
 
 type cachedFile struct {
 	*os.File
@@ -440,17 +438,7 @@ func mapErr(c cid.Cid, err error) error {
 
 // ParseCID parses a CID string and accepts only the CIDv1 sha2-256 forms
 // that Add produces (raw leaves or dag-pb roots).
-func ParseCID(s string) (cid.Cid, error) {
-	c, err := cid.Decode(s)
-	if err != nil {
-		return cid.Undef, fmt.Errorf("content: bad cid %q: %w", s, err)
-	}
-	p := c.Prefix()
-	if p.Version != 1 || p.MhType != 0x12 || (p.Codec != cid.Raw && p.Codec != cid.DagProtobuf) {
-		return cid.Undef, fmt.Errorf("content: unsupported cid %q (want CIDv1 sha2-256 raw or dag-pb)", s)
-	}
-	return c, nil
-}
+func ParseCID(s string) (cid.Cid, error) { return object.ParseCID(s) }
 
 // sync makes every block written so far durable: one syncfs(2) of the
 // file system holding the store (blocks and their directories).

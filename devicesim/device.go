@@ -135,11 +135,7 @@ func (d *Device) saveState(st state) error {
 	if err != nil {
 		return fmt.Errorf("devicesim: save state: %w", err)
 	}
-	tmp := filepath.Join(d.Dir, stateFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("devicesim: save state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(d.Dir, stateFile)); err != nil {
+	if err := content.WriteFileAtomic(filepath.Join(d.Dir, stateFile), b, 0o644); err != nil {
 		return fmt.Errorf("devicesim: save state: %w", err)
 	}
 	return nil

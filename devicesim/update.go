@@ -48,26 +48,9 @@ func (d *Device) Update(ctx context.Context) (*Result, error) {
 
 	ans, status, err := d.Check(ctx)
 	u.res.Answer, u.res.Status = ans, status
-	if err != nil {
-		u.stat("download_fail", u.old, "")
+	version, proceed, err := u.checked(ans, status, err)
+	if !proceed {
 		return u.res, err
-	}
-	_, hasErr := ans["error"]
-	_, hasKind := ans["kind"]
-	if hasErr || hasKind {
-		if normalizeKind(ans["kind"]) == "failed" {
-			u.stat("download_fail", u.old, "")
-		}
-		return u.res, nil
-	}
-	if !ok2xx(status) {
-		u.stat("download_fail", u.old, "")
-		return u.res, fmt.Errorf("devicesim: update check: %w", &ServerError{Status: status})
-	}
-	version, _ := ans["version"].(string)
-	if version == "" {
-		u.stat("download_fail", u.old, "")
-		return u.res, errors.New("devicesim: update check: answer has no string version")
 	}
 	if version == Builtin {
 		return u.res, u.reset(st)
@@ -90,19 +73,55 @@ func (d *Device) Update(ctx context.Context) (*Result, error) {
 	if fi, err := os.Stat(d.bundleDir(version)); err == nil && fi.IsDir() {
 		return u.res, u.install(st)
 	}
+	return u.res, u.download(st, ans, rawURL, sessionKey)
+}
+
+// checked reads the update check's outcome: the version the answer
+// offers, or proceed false when the cycle ends here (with the error of a
+// failed check; an answer with "error" or "kind" is not one).
+func (u *updater) checked(ans map[string]any, status int, checkErr error) (version string, proceed bool, err error) {
+	if checkErr != nil {
+		u.stat("download_fail", u.old, "")
+		return "", false, checkErr
+	}
+	_, hasErr := ans["error"]
+	_, hasKind := ans["kind"]
+	if hasErr || hasKind {
+		if normalizeKind(ans["kind"]) == "failed" {
+			u.stat("download_fail", u.old, "")
+		}
+		return "", false, nil
+	}
+	if !ok2xx(status) {
+		u.stat("download_fail", u.old, "")
+		return "", false, fmt.Errorf("devicesim: update check: %w", &ServerError{Status: status})
+	}
+	version, _ = ans["version"].(string)
+	if version == "" {
+		u.stat("download_fail", u.old, "")
+		return "", false, errors.New("devicesim: update check: answer has no string version")
+	}
+	return version, true, nil
+}
+
+// download fetches the bundle of the answer (its manifest, else its zip)
+// into a temporary directory, checks it has an index.html, moves it to
+// Dir/bundles/<version> and installs it.
+func (u *updater) download(st state, ans map[string]any, rawURL, sessionKey string) error {
+	d := u.d
 	manifest, hasManifest := ans["manifest"]
 	hasManifest = hasManifest && manifest != nil
 	checksum, _ := ans["checksum"].(string)
 	if !hasManifest && checksum == "" {
-		return u.res, u.fail("checksum_required", errors.New("zip answer without checksum"))
+		return u.fail("checksum_required", errors.New("zip answer without checksum"))
 	}
 
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
-		return u.res, fmt.Errorf("devicesim: update: %w", err)
+		return fmt.Errorf("devicesim: update: %w", err)
 	}
 	tmp, err := os.MkdirTemp(d.Dir, ".download-")
 	if err != nil {
-		return u.res, fmt.Errorf("devicesim: update: %w", err)
+		return fmt.Errorf("devicesim: update: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	dest := filepath.Join(tmp, "bundle")
@@ -113,18 +132,20 @@ func (d *Device) Update(ctx context.Context) (*Result, error) {
 		err = u.zip(rawURL, checksum, sessionKey, dest)
 	}
 	if err != nil {
-		return u.res, err
+		return err
 	}
 	if fi, err := os.Stat(filepath.Join(dest, "index.html")); err != nil || !fi.Mode().IsRegular() {
-		return u.res, u.failAbout("set_fail", u.version, content.ErrNoIndex)
+		return u.failAbout("set_fail", u.version, content.ErrNoIndex)
 	}
 	if err := os.MkdirAll(filepath.Join(d.Dir, bundlesDir), 0o755); err != nil {
-		return u.res, fmt.Errorf("devicesim: update: %w", err)
+		return fmt.Errorf("devicesim: update: %w", err)
 	}
-	if err := os.Rename(dest, d.bundleDir(version)); err != nil {
-		return u.res, fmt.Errorf("devicesim: update: %w", err)
+	// A directory moved into place whole: a crash leaves the bundle
+	// there complete or not at all.
+	if err := os.Rename(dest, d.bundleDir(u.version)); err != nil {
+		return fmt.Errorf("devicesim: update: %w", err)
 	}
-	return u.res, u.install(st)
+	return u.install(st)
 }
 
 // updater carries one Update run.

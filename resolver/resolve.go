@@ -82,41 +82,9 @@ func Resolve(app *state.AppState, req Request) Decision {
 		return failed(CodeAppNotFound, fmt.Sprintf(
 			"App %q is not registered on this mirrord cluster; create it with `mirrord app create`", req.AppID))
 	}
-
-	// Step 2. Capgo coerces version_build while parsing the body and
-	// answers 400 semver_error there; mirrord answers 200 here, with the
-	// same code.
-	if req.VersionBuild == "unknown" {
-		return failed(CodeUnknownVersionBuild, "Version build is unknown, cannot proceed with update")
-	}
-	native, ok := CoerceSemver(req.VersionBuild)
-	if !ok {
-		return failed(CodeSemver, fmt.Sprintf("Native version %q does not follow semver", req.VersionBuild))
-	}
-	nativeStr := native.String()
-	onBuiltin := req.VersionName == state.Builtin || req.VersionName == ""
-	current := req.VersionName
-	if onBuiltin {
-		current = nativeStr
-	}
-
-	// Step 3.
-	pluginStr := req.PluginVersion
-	if pluginStr == "" {
-		pluginStr = defaultPluginVersion
-	}
-	plugin, ok := ParseSemver(pluginStr)
-	if !ok {
-		return failed(CodeSemver, fmt.Sprintf("Plugin version %q does not follow semver", req.PluginVersion))
-	}
-	if plugin.Major == 4 {
-		return failed(CodeUnsupportedPlugin, fmt.Sprintf(
-			"Plugin version %s (v4) is no longer supported, upgrade to v5.10.0 or later", pluginStr))
-	}
-	if !knownPlatform(req.Platform) {
-		// Capgo rejects such bodies with 400 invalid_json_body; its
-		// missing_info check for an empty platform comes at this point.
-		return failed(CodeMissingInfo, "Cannot find a supported platform (ios, android or electron)")
+	v, d := readVersions(req)
+	if d.Error != "" {
+		return d
 	}
 
 	// Step 4.
@@ -127,61 +95,106 @@ func Resolve(app *state.AppState, req Request) Decision {
 
 	// Step 5, with mirrord's targeting: a pinned release, else the
 	// channel's rollout, else the channel's release.
-	bundle, source, rolloutID := chooseBundle(app, ch, pin, req.DeviceID, current)
-	withSource := func(d Decision) Decision {
-		d.Channel, d.Source, d.Rollout = name, source, rolloutID
-		return d
+	bundle, source, rolloutID := chooseBundle(app, ch, pin, req.DeviceID, v.current)
+	d = decideBundle(app, req, v, bundle, gateInput{channel: ch, channelName: name, viaOverride: viaOverride})
+	d.Channel, d.Source, d.Rollout = name, source, rolloutID
+	return d
+}
+
+// versions are the device's versions as steps 2 and 3 read them.
+type versions struct {
+	native    Semver // coerced version_build
+	nativeStr string // its canonical form
+	onBuiltin bool   // version_name is "builtin" or empty
+	current   string // version_name, "builtin" replaced by nativeStr
+	plugin    Semver
+}
+
+// readVersions applies steps 2 and 3: the native and plugin versions
+// and the platform. A Decision with an Error refuses the request.
+func readVersions(req Request) (versions, Decision) {
+	// Step 2. Capgo coerces version_build while parsing the body and
+	// answers 400 semver_error there; mirrord answers 200 here, with the
+	// same code.
+	if req.VersionBuild == "unknown" {
+		return versions{}, failed(CodeUnknownVersionBuild, "Version build is unknown, cannot proceed with update")
 	}
+	native, ok := CoerceSemver(req.VersionBuild)
+	if !ok {
+		return versions{}, failed(CodeSemver, fmt.Sprintf("Native version %q does not follow semver", req.VersionBuild))
+	}
+	v := versions{native: native, nativeStr: native.String()}
+	v.onBuiltin = req.VersionName == state.Builtin || req.VersionName == ""
+	v.current = req.VersionName
+	if v.onBuiltin {
+		v.current = v.nativeStr
+	}
+
+	// Step 3.
+	pluginStr := req.PluginVersion
+	if pluginStr == "" {
+		pluginStr = defaultPluginVersion
+	}
+	if v.plugin, ok = ParseSemver(pluginStr); !ok {
+		return versions{}, failed(CodeSemver, fmt.Sprintf("Plugin version %q does not follow semver", req.PluginVersion))
+	}
+	if v.plugin.Major == 4 {
+		return versions{}, failed(CodeUnsupportedPlugin, fmt.Sprintf(
+			"Plugin version %s (v4) is no longer supported, upgrade to v5.10.0 or later", pluginStr))
+	}
+	if !knownPlatform(req.Platform) {
+		// Capgo rejects such bodies with 400 invalid_json_body; its
+		// missing_info check for an empty platform comes at this point.
+		return versions{}, failed(CodeMissingInfo, "Cannot find a supported platform (ios, android or electron)")
+	}
+	return v, Decision{}
+}
+
+// decideBundle applies steps 5 to 9 to the bundle chosen for the device
+// on the channel of gates (whose channel fields are set; the rest is
+// filled here).
+func decideBundle(app *state.AppState, req Request, v versions, bundle string, gates gateInput) Decision {
 	var rel *state.Release
 	if bundle != state.Builtin {
 		rel = app.Releases[bundle]
 		if rel == nil || (rel.ZipCID == "" && len(rel.Manifest) == 0) {
-			return withSource(failed(CodeNoBundle, "Cannot get bundle"))
+			return failed(CodeNoBundle, "Cannot get bundle")
 		}
 		// Step 6.
-		if msg := keyIDMismatch(app, rel, req.KeyID, plugin); msg != "" {
-			return withSource(answer(CodeKeyIDMismatch, msg))
+		if msg := keyIDMismatch(app, rel, req.KeyID, v.plugin); msg != "" {
+			return answer(CodeKeyIDMismatch, msg)
 		}
 	}
 
 	// Step 7.
-	if current == bundle {
-		return withSource(answer(CodeNoNewVersion, "No new version available"))
+	if v.current == bundle {
+		return answer(CodeNoNewVersion, "No new version available")
 	}
 
 	// Step 8.
-	if d := checkGates(gateInput{
-		channel:     ch,
-		channelName: name,
-		viaOverride: viaOverride,
-		platform:    req.Platform,
-		bundle:      bundle,
-		release:     rel,
-		native:      native,
-		nativeStr:   nativeStr,
-		current:     current,
-		isProd:      req.IsProd,
-		isEmulator:  req.IsEmulator,
-	}); d.Error != "" {
-		return withSource(d)
+	gates.platform, gates.bundle, gates.release = req.Platform, bundle, rel
+	gates.native, gates.nativeStr, gates.current = v.native, v.nativeStr, v.current
+	gates.isProd, gates.isEmulator = req.IsProd, req.IsEmulator
+	if d := checkGates(gates); d.Error != "" {
+		return d
 	}
 
 	// Step 9.
 	if bundle == state.Builtin {
-		if !atLeast(plugin, builtinAnswerMin) {
-			return withSource(failed(CodeRevertTooOld,
-				"The channel reverts to the builtin bundle, but this plugin version is too old for it"))
+		if !atLeast(v.plugin, builtinAnswerMin) {
+			return failed(CodeRevertTooOld,
+				"The channel reverts to the builtin bundle, but this plugin version is too old for it")
 		}
 		d := answer(CodeAlreadyOnBuiltin, "Already on builtin")
-		if !onBuiltin {
+		if !v.onBuiltin {
 			d.Version = state.Builtin
 		}
-		return withSource(d)
+		return d
 	}
 	// The version served is the channel's name for the release (the key
 	// of app.Releases, which is also rel.Version): the device reports it
 	// back as version_name and step 7 compares against the same string.
-	return withSource(Decision{Version: bundle, Release: rel})
+	return Decision{Version: bundle, Release: rel}
 }
 
 // pickChannel finds the channel that decides for the device (step 4).

@@ -9,7 +9,13 @@
 // A download may fetch missing blocks from peers through the store, but
 // only of an object that a release of the state references (refs.go).
 //
+// httpapi.go holds the API, its dependencies and the body helpers;
+// updates.go the update check, stats.go the stats events, channel.go
+// channel_self, download.go the object downloads.
+//
 // Dependencies are small interfaces declared here and satisfied by the
-// consensus node, the content store and the stats log. This package must
-// not import node, hashicorp/raft or libp2p.
+// consensus node, the content store and the stats log; the object types
+// they speak of come from content/object, not content, so that this
+// package must not, and does not, depend on node, hashicorp/raft, libp2p
+// or boxo, even indirectly (cmd/mirrord/deps_test.go).
 package httpapi

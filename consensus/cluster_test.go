@@ -27,8 +27,7 @@ var commands = []consensus.Command{
 	consensus.AppCreate{ID: "com.example.app", CreatedAt: 1},
 	consensus.ReleaseCreate{Channel: "production", Release: state.Release{
 		App: "com.example.app", Version: "1.0.0", ZipCID: "bafy1", CreatedAt: 2}},
-	consensus.ChannelSet{App: "com.example.app", Name: "beta", CreatedAt: 3,
-		Version: ptr("1.0.0"), AllowDeviceSelfSet: ptr(true)},
+	consensus.ChannelSet{App: "com.example.app", Name: "beta", CreatedAt: 3, ChannelPatch: state.ChannelPatch{Version: ptr("1.0.0"), AllowDeviceSelfSet: ptr(true)}},
 	consensus.DeviceSet{App: "com.example.app", DeviceID: "DEV1", Channel: "beta"},
 }
 

@@ -128,44 +128,13 @@ type ReleaseDelete struct {
 // (or at Capgo's defaults on creation). See state.State.SetChannel for
 // the rules, including the one public channel per platform. CreatedAt
 // (unix milliseconds, set by the proposer) is used only on creation.
+// The settings are state.ChannelPatch, embedded: their JSON fields sit
+// beside app, name and created_at.
 type ChannelSet struct {
 	App       string `json:"app"`
 	Name      string `json:"name"`
 	CreatedAt int64  `json:"created_at"`
-
-	// Version is a release version of the app or "builtin".
-	Version            *string `json:"version,omitempty"`
-	Public             *bool   `json:"public,omitempty"`
-	IOS                *bool   `json:"ios,omitempty"`
-	Android            *bool   `json:"android,omitempty"`
-	Electron           *bool   `json:"electron,omitempty"`
-	AllowEmulator      *bool   `json:"allow_emulator,omitempty"`
-	AllowDevice        *bool   `json:"allow_device,omitempty"`
-	AllowDev           *bool   `json:"allow_dev,omitempty"`
-	AllowProd          *bool   `json:"allow_prod,omitempty"`
-	AllowDeviceSelfSet *bool   `json:"allow_device_self_set,omitempty"`
-	// DisableAutoUpdate is one of major, minor, patch, version_number,
-	// none.
-	DisableAutoUpdate            *string `json:"disable_auto_update,omitempty"`
-	DisableAutoUpdateUnderNative *bool   `json:"disable_auto_update_under_native,omitempty"`
-}
-
-// Patch returns the channel fields the command sets.
-func (c ChannelSet) Patch() state.ChannelPatch {
-	return state.ChannelPatch{
-		Version:                      c.Version,
-		Public:                       c.Public,
-		IOS:                          c.IOS,
-		Android:                      c.Android,
-		Electron:                     c.Electron,
-		AllowEmulator:                c.AllowEmulator,
-		AllowDevice:                  c.AllowDevice,
-		AllowDev:                     c.AllowDev,
-		AllowProd:                    c.AllowProd,
-		AllowDeviceSelfSet:           c.AllowDeviceSelfSet,
-		DisableAutoUpdate:            c.DisableAutoUpdate,
-		DisableAutoUpdateUnderNative: c.DisableAutoUpdateUnderNative,
-	}
+	state.ChannelPatch
 }
 
 // ChannelRollback points a channel back at the last version of its

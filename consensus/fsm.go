@@ -155,7 +155,7 @@ func applyReleaseDelete(s *state.State, index uint64, cmd any) (*state.State, er
 
 func applyChannelSet(s *state.State, index uint64, cmd any) (*state.State, error) {
 	c := cmd.(ChannelSet)
-	return s.SetChannel(index, c.App, c.Name, c.CreatedAt, c.Patch())
+	return s.SetChannel(index, c.App, c.Name, c.CreatedAt, c.ChannelPatch)
 }
 
 func applyChannelRollback(s *state.State, index uint64, cmd any) (*state.State, error) {

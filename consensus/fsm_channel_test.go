@@ -18,7 +18,7 @@ func TestApplyChannelSet(t *testing.T) {
 	}
 	runFSMCases(t, []fsmCase{
 		{name: "create first channel", setup: base[:1],
-			cmd: ChannelSet{App: app, Name: "production", CreatedAt: 99, Version: ptr("builtin")},
+			cmd: ChannelSet{App: app, Name: "production", CreatedAt: 99, ChannelPatch: state.ChannelPatch{Version: ptr("builtin")}},
 			check: func(t *testing.T, s *state.State) {
 				want := state.NewChannel("production")
 				want.ID, want.Version, want.Public, want.CreatedAt = 1, "builtin", true, 99
@@ -27,7 +27,7 @@ func TestApplyChannelSet(t *testing.T) {
 				}
 			}},
 		{name: "create first channel explicitly private", setup: base[:1],
-			cmd: ChannelSet{App: app, Name: "production", Public: ptr(false)},
+			cmd: ChannelSet{App: app, Name: "production", ChannelPatch: state.ChannelPatch{Public: ptr(false)}},
 			check: func(t *testing.T, s *state.State) {
 				if c := channel(t, s, "production"); c.Public || c.Version != "" {
 					t.Fatalf("channel %+v", c)
@@ -41,11 +41,12 @@ func TestApplyChannelSet(t *testing.T) {
 				}
 			}},
 		{name: "every field", setup: base,
-			cmd: ChannelSet{App: app, Name: "production", CreatedAt: 1000,
+			cmd: ChannelSet{App: app, Name: "production", CreatedAt: 1000, ChannelPatch: state.ChannelPatch{
 				Version: ptr("1.1.0"), Public: ptr(false), IOS: ptr(false), Android: ptr(false),
 				Electron: ptr(false), AllowEmulator: ptr(false), AllowDevice: ptr(false),
 				AllowDev: ptr(false), AllowProd: ptr(false), AllowDeviceSelfSet: ptr(true),
-				DisableAutoUpdate: ptr("none"), DisableAutoUpdateUnderNative: ptr(false)},
+				DisableAutoUpdate: ptr("none"), DisableAutoUpdateUnderNative: ptr(false),
+			}},
 			check: func(t *testing.T, s *state.State) {
 				want := state.Channel{ID: 1, Name: "production", Version: "1.1.0",
 					History: []string{"1.0.0"}, AllowDeviceSelfSet: true,
@@ -55,14 +56,14 @@ func TestApplyChannelSet(t *testing.T) {
 				}
 			}},
 		{name: "same version keeps history", setup: base,
-			cmd: ChannelSet{App: app, Name: "production", Version: ptr("1.0.0")},
+			cmd: ChannelSet{App: app, Name: "production", ChannelPatch: state.ChannelPatch{Version: ptr("1.0.0")}},
 			check: func(t *testing.T, s *state.State) {
 				if h := channel(t, s, "production").History; h != nil {
 					t.Fatalf("history %v", h)
 				}
 			}},
 		{name: "history is capped", setup: long,
-			cmd: ChannelSet{App: app, Name: "production", Version: ptr("builtin")},
+			cmd: ChannelSet{App: app, Name: "production", ChannelPatch: state.ChannelPatch{Version: ptr("builtin")}},
 			check: func(t *testing.T, s *state.State) {
 				h := channel(t, s, "production").History
 				if len(h) != state.MaxHistory || h[len(h)-1] != fmt.Sprintf("1.0.%d", state.MaxHistory+4) ||
@@ -70,21 +71,21 @@ func TestApplyChannelSet(t *testing.T) {
 					t.Fatalf("history (%d) %v", len(h), h)
 				}
 			}},
-		{name: "unknown version", setup: base, cmd: ChannelSet{App: app, Name: "production", Version: ptr("9.9.9")},
+		{name: "unknown version", setup: base, cmd: ChannelSet{App: app, Name: "production", ChannelPatch: state.ChannelPatch{Version: ptr("9.9.9")}},
 			code: CodeNotFound, msg: `release "9.9.9"`},
-		{name: "empty version", setup: base, cmd: ChannelSet{App: app, Name: "production", Version: ptr("")},
+		{name: "empty version", setup: base, cmd: ChannelSet{App: app, Name: "production", ChannelPatch: state.ChannelPatch{Version: ptr("")}},
 			code: CodeInvalid},
 		{name: "bad disable_auto_update", setup: base,
-			cmd:  ChannelSet{App: app, Name: "production", DisableAutoUpdate: ptr("sometimes")},
+			cmd:  ChannelSet{App: app, Name: "production", ChannelPatch: state.ChannelPatch{DisableAutoUpdate: ptr("sometimes")}},
 			code: CodeInvalid, msg: "disable_auto_update"},
 		{name: "unknown version does not create the channel", setup: base,
-			cmd: ChannelSet{App: app, Name: "beta", Version: ptr("9.9.9")}, code: CodeNotFound},
+			cmd: ChannelSet{App: app, Name: "beta", ChannelPatch: state.ChannelPatch{Version: ptr("9.9.9")}}, code: CodeNotFound},
 		{name: "unknown app", cmd: ChannelSet{App: app, Name: "production"}, code: CodeNotFound},
 		{name: "empty name", setup: base, cmd: ChannelSet{App: app}, code: CodeInvalid},
 	})
 	for _, v := range []string{"major", "minor", "patch", "version_number", "none"} {
 		h := newHarness(t, base...)
-		s, err := h.apply(ChannelSet{App: app, Name: "production", DisableAutoUpdate: ptr(v)})
+		s, err := h.apply(ChannelSet{App: app, Name: "production", ChannelPatch: state.ChannelPatch{DisableAutoUpdate: ptr(v)}})
 		if err != nil || channel(t, s, "production").DisableAutoUpdate != v {
 			t.Errorf("disable_auto_update %q: %v", v, err)
 		}
@@ -94,7 +95,7 @@ func TestApplyChannelSet(t *testing.T) {
 func TestApplyChannelRollback(t *testing.T) {
 	twice := append(slices.Clone(base),
 		ReleaseCreate{Release: release("2.0.0", 30), Channel: "production"},
-		ChannelSet{App: app, Name: "production", Version: ptr("1.1.0")},
+		ChannelSet{App: app, Name: "production", ChannelPatch: state.ChannelPatch{Version: ptr("1.1.0")}},
 	)
 	runFSMCases(t, []fsmCase{
 		{name: "pops the last version", setup: twice,
@@ -198,32 +199,32 @@ func TestPublicChannelUniqueness(t *testing.T) {
 		{"first channel is public, later ones not",
 			[]ChannelSet{{Name: "a"}, {Name: "b"}}, []string{"a"}},
 		{"explicitly private first channel",
-			[]ChannelSet{{Name: "a", Public: f}, {Name: "b"}}, nil},
+			[]ChannelSet{{Name: "a", ChannelPatch: state.ChannelPatch{Public: f}}, {Name: "b"}}, nil},
 		{"new public channel takes over",
-			[]ChannelSet{{Name: "a"}, {Name: "b", Public: tr}}, []string{"b"}},
+			[]ChannelSet{{Name: "a"}, {Name: "b", ChannelPatch: state.ChannelPatch{Public: tr}}}, []string{"b"}},
 		{"disjoint platforms coexist",
-			[]ChannelSet{{Name: "a", Android: f, Electron: f}, {Name: "b", IOS: f, Electron: f, Public: tr}},
+			[]ChannelSet{{Name: "a", ChannelPatch: state.ChannelPatch{Android: f, Electron: f}}, {Name: "b", ChannelPatch: state.ChannelPatch{IOS: f, Electron: f, Public: tr}}},
 			[]string{"a", "b"}},
 		{"one shared platform is enough",
-			[]ChannelSet{{Name: "a", Electron: f}, {Name: "b", IOS: f, Electron: f, Public: tr}},
+			[]ChannelSet{{Name: "a", ChannelPatch: state.ChannelPatch{Electron: f}}, {Name: "b", ChannelPatch: state.ChannelPatch{IOS: f, Electron: f, Public: tr}}},
 			[]string{"b"}},
 		{"enabling a platform on a public channel",
-			[]ChannelSet{{Name: "a", Android: f, Electron: f}, {Name: "b", IOS: f, Electron: f, Public: tr},
-				{Name: "b", IOS: tr}},
+			[]ChannelSet{{Name: "a", ChannelPatch: state.ChannelPatch{Android: f, Electron: f}}, {Name: "b", ChannelPatch: state.ChannelPatch{IOS: f, Electron: f, Public: tr}},
+				{Name: "b", ChannelPatch: state.ChannelPatch{IOS: tr}}},
 			[]string{"b"}},
 		{"one channel for all replaces several",
-			[]ChannelSet{{Name: "a", Android: f, Electron: f}, {Name: "b", IOS: f, Electron: f, Public: tr},
-				{Name: "c", IOS: f, Android: f, Public: tr}, {Name: "d", Public: tr}},
+			[]ChannelSet{{Name: "a", ChannelPatch: state.ChannelPatch{Android: f, Electron: f}}, {Name: "b", ChannelPatch: state.ChannelPatch{IOS: f, Electron: f, Public: tr}},
+				{Name: "c", ChannelPatch: state.ChannelPatch{IOS: f, Android: f, Public: tr}}, {Name: "d", ChannelPatch: state.ChannelPatch{Public: tr}}},
 			[]string{"d"}},
 		{"electron only",
-			[]ChannelSet{{Name: "a", IOS: f, Android: f}, {Name: "b", IOS: f, Android: f, Public: tr}},
+			[]ChannelSet{{Name: "a", ChannelPatch: state.ChannelPatch{IOS: f, Android: f}}, {Name: "b", ChannelPatch: state.ChannelPatch{IOS: f, Android: f, Public: tr}}},
 			[]string{"b"}},
 		{"private update does not demote",
-			[]ChannelSet{{Name: "a"}, {Name: "b", AllowDev: f}}, []string{"a"}},
+			[]ChannelSet{{Name: "a"}, {Name: "b", ChannelPatch: state.ChannelPatch{AllowDev: f}}}, []string{"a"}},
 		{"unpublishing leaves none",
-			[]ChannelSet{{Name: "a"}, {Name: "a", Public: f}}, nil},
+			[]ChannelSet{{Name: "a"}, {Name: "a", ChannelPatch: state.ChannelPatch{Public: f}}}, nil},
 		{"a public channel without platforms demotes nobody",
-			[]ChannelSet{{Name: "a"}, {Name: "b", IOS: f, Android: f, Electron: f, Public: tr}},
+			[]ChannelSet{{Name: "a"}, {Name: "b", ChannelPatch: state.ChannelPatch{IOS: f, Android: f, Electron: f, Public: tr}}},
 			[]string{"a", "b"}},
 	}
 	for _, tt := range tests {

@@ -19,8 +19,8 @@ import (
 func TestCopyOnWrite(t *testing.T) {
 	h := newHarness(t, append(slices.Clone(base),
 		ReleaseCreate{Release: release("2.0.0", 30), Channel: "production"},
-		ChannelSet{App: app, Name: "beta", Version: ptr("1.1.0")},
-		ChannelSet{App: app, Name: "beta", Version: ptr("2.0.0")},
+		ChannelSet{App: app, Name: "beta", ChannelPatch: state.ChannelPatch{Version: ptr("1.1.0")}},
+		ChannelSet{App: app, Name: "beta", ChannelPatch: state.ChannelPatch{Version: ptr("2.0.0")}},
 		DeviceSet{App: app, DeviceID: "d1", Channel: "beta"},
 		DeviceSet{App: app, DeviceID: "d2", Channel: "production"},
 		AppCreate{ID: "com.other"},
@@ -37,7 +37,7 @@ func TestCopyOnWrite(t *testing.T) {
 		AppCreate{ID: "com.third"},
 		ReleaseCreate{Release: release("3.0.0", 40), Channel: "production"},
 		ReleaseCreate{Release: release("3.1.0", 41), Channel: "new"},
-		ChannelSet{App: app, Name: "beta", Public: ptr(true), Version: ptr("3.0.0")},
+		ChannelSet{App: app, Name: "beta", ChannelPatch: state.ChannelPatch{Public: ptr(true), Version: ptr("3.0.0")}},
 		ChannelRollback{App: app, Name: "production"},
 		DeviceSet{App: app, DeviceID: "d3", Channel: "beta"},
 		DeviceUnset{App: app, DeviceID: "d2"},
@@ -195,7 +195,7 @@ func TestConcurrentReaders(t *testing.T) {
 		v := fmt.Sprintf("2.0.%d", i)
 		cmds := []Command{
 			ReleaseCreate{Release: release(v, int64(100+i)), Channel: "production"},
-			ChannelSet{App: app, Name: "beta", Public: ptr(i%2 == 0), Version: ptr(v)},
+			ChannelSet{App: app, Name: "beta", ChannelPatch: state.ChannelPatch{Public: ptr(i%2 == 0), Version: ptr(v)}},
 			DeviceSet{App: app, DeviceID: fmt.Sprintf("d%d", i), Channel: "beta"},
 		}
 		if i%10 == 9 {

@@ -147,7 +147,7 @@ func TestApplyAppDelete(t *testing.T) {
 	// finished rollout, device overrides and fleet counters; and a second
 	// app that must not be touched.
 	full := append(slices.Clone(base),
-		ChannelSet{App: app, Name: "beta", Version: ptr("1.1.0")},
+		ChannelSet{App: app, Name: "beta", ChannelPatch: state.ChannelPatch{Version: ptr("1.1.0")}},
 		RolloutStart{App: app, Channel: "production", Version: "1.1.0", BasisPoints: 1000, At: 100},
 		RolloutControl{App: app, Channel: "production", Action: state.ActionAbort, At: 110},
 		DeviceSet{App: app, DeviceID: "d1", Channel: "beta"},
@@ -279,8 +279,8 @@ func TestApplyReleaseDelete(t *testing.T) {
 	withHistory := append(slices.Clone(base),
 		ReleaseCreate{Release: release("2.0.0", 30), Channel: "production"},
 		ReleaseCreate{Release: release("3.0.0", 40), Channel: "production"},
-		ChannelSet{App: app, Name: "beta", Version: ptr("1.0.0")},
-		ChannelSet{App: app, Name: "beta", Version: ptr("3.0.0")},
+		ChannelSet{App: app, Name: "beta", ChannelPatch: state.ChannelPatch{Version: ptr("1.0.0")}},
+		ChannelSet{App: app, Name: "beta", ChannelPatch: state.ChannelPatch{Version: ptr("3.0.0")}},
 	)
 	runFSMCases(t, []fsmCase{
 		{name: "unused", setup: base, cmd: ReleaseDelete{App: app, Version: "1.1.0"},

@@ -123,7 +123,7 @@ func TestNodeReopen(t *testing.T) {
 	if err := n.raft.Snapshot().Error(); err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
-	want = mustApply(t, n, ChannelSet{App: app, Name: "beta", Version: ptr("1.1.0")})
+	want = mustApply(t, n, ChannelSet{App: app, Name: "beta", ChannelPatch: state.ChannelPatch{Version: ptr("1.1.0")}})
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}

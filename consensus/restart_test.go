@@ -103,7 +103,7 @@ func TestRestartWithoutQuorumServesLastState(t *testing.T) {
 				}
 			}
 			mustApply(t, leader, DeviceSet{App: app, DeviceID: "D1", Channel: "production"})
-			want := mustApply(t, leader, ChannelSet{App: app, Name: "beta", Version: ptr("1.1.0")})
+			want := mustApply(t, leader, ChannelSet{App: app, Name: "beta", ChannelPatch: state.ChannelPatch{Version: ptr("1.1.0")}})
 			for _, n := range c.nodes {
 				waitForState(t, n, want)
 			}
@@ -181,7 +181,7 @@ func TestRestartedStateRejoins(t *testing.T) {
 	if err := leader.raft.Barrier(10 * time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
-	want = mustApply(t, leader, ChannelSet{App: app, Name: "beta", Version: ptr("1.1.0")})
+	want = mustApply(t, leader, ChannelSet{App: app, Name: "beta", ChannelPatch: state.ChannelPatch{Version: ptr("1.1.0")}})
 	for _, n := range nodes {
 		waitForState(t, n, want)
 	}

@@ -213,8 +213,8 @@ var _ raft.SnapshotSink = (*memSink)(nil)
 // built by commands is persisted and restored into a fresh FSM.
 func TestFSMSnapshotRestore(t *testing.T) {
 	h := newHarness(t, append(slices.Clone(base),
-		ChannelSet{App: app, Name: "beta", Version: ptr("1.1.0"), IOS: ptr(false)},
-		ChannelSet{App: app, Name: "beta", Version: ptr("1.0.0")},
+		ChannelSet{App: app, Name: "beta", ChannelPatch: state.ChannelPatch{Version: ptr("1.1.0"), IOS: ptr(false)}},
+		ChannelSet{App: app, Name: "beta", ChannelPatch: state.ChannelPatch{Version: ptr("1.0.0")}},
 		DeviceSet{App: app, DeviceID: "D1", Channel: "beta"},
 		AppCreate{ID: "com.other", PublicKey: "PEM", KeyID: "K"},
 	)...)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -19,22 +20,33 @@ func init() {
 	register(command{name: "rollback", args: "APP_ID CHANNEL", help: "Point a channel back at its previous release.", setup: withOptions(cmdRollback)})
 }
 
-// channelBools maps CLI flags to channel fields.
-var channelBools = []struct {
-	flag, help string
-	field      func(*adminapi.ChannelSettings) **bool
-}{
-	{"public", "default channel for devices that name none", func(s *adminapi.ChannelSettings) **bool { return &s.Public }},
-	{"ios", "serve iOS devices", func(s *adminapi.ChannelSettings) **bool { return &s.IOS }},
-	{"android", "serve Android devices", func(s *adminapi.ChannelSettings) **bool { return &s.Android }},
-	{"electron", "serve Electron apps", func(s *adminapi.ChannelSettings) **bool { return &s.Electron }},
-	{"allow-emulator", "serve emulators", func(s *adminapi.ChannelSettings) **bool { return &s.AllowEmulator }},
-	{"allow-device", "serve physical devices", func(s *adminapi.ChannelSettings) **bool { return &s.AllowDevice }},
-	{"allow-dev", "serve development builds", func(s *adminapi.ChannelSettings) **bool { return &s.AllowDev }},
-	{"allow-prod", "serve production builds", func(s *adminapi.ChannelSettings) **bool { return &s.AllowProd }},
-	{"allow-device-self-set", "let devices pick this channel (setChannel)", func(s *adminapi.ChannelSettings) **bool { return &s.AllowDeviceSelfSet }},
-	{"disable-auto-update-under-native", "never offer a bundle older than the native version", func(s *adminapi.ChannelSettings) **bool { return &s.DisableAutoUpdateUnderNative }},
+// channelFlag is a flag of `channel set`: one field of
+// state.ChannelPatch, named by its flag tag.
+type channelFlag struct {
+	name, help string
+	field      int // index in state.ChannelPatch
+	isBool     bool
 }
+
+// channelFlags are derived from state.ChannelPatch's flag and help tags,
+// in field order: a new channel setting gets its flag with no change here.
+var channelFlags = func() []channelFlag {
+	t := reflect.TypeFor[state.ChannelPatch]()
+	var out []channelFlag
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("flag")
+		if name == "" {
+			continue
+		}
+		cf := channelFlag{name: name, help: f.Tag.Get("help"), field: i, isBool: f.Type.Elem().Kind() == reflect.Bool}
+		if cf.isBool {
+			cf.help += " (true|false)"
+		}
+		out = append(out, cf)
+	}
+	return out
+}()
 
 func cmdChannelList(ctx context.Context, env *cmdEnv, o *clientOptions) error {
 	if err := env.needArgs(1, "APP_ID"); err != nil {
@@ -84,47 +96,41 @@ func printChannels(w io.Writer, chs []*state.Channel) {
 // in --public=, means true for the booleans).
 type channelSetOptions struct {
 	clientOptions
-	version, disableAutoUpdate string
-	bools                      []string // by channelBools
+	raw []string // by channelFlags
 }
 
 func (o *channelSetOptions) bind(fs *flag.FlagSet) {
 	o.clientOptions.bind(fs)
-	fs.StringVar(&o.version, "version", "", "release `version` devices on this channel get, or `builtin`")
-	o.bools = make([]string, len(channelBools))
-	for i, b := range channelBools {
-		fs.StringVar(&o.bools[i], b.flag, "", b.help+" (true|false)")
+	o.raw = make([]string, len(channelFlags))
+	for i, f := range channelFlags {
+		fs.StringVar(&o.raw[i], f.name, "", f.help)
 	}
-	fs.StringVar(&o.disableAutoUpdate, "disable-auto-update", "", "block updates across `kind`: major|minor|patch|version_number|none")
 }
 
 // settings are the channel settings the given flags set.
 func (o *channelSetOptions) settings(env *cmdEnv) (adminapi.ChannelSettings, error) {
 	var s adminapi.ChannelSettings
-	if env.given("version") {
-		s.Version = &o.version
-	}
-	if env.given("disable-auto-update") {
-		switch v := o.disableAutoUpdate; v {
-		case state.DisableMajor, state.DisableMinor, state.DisablePatch, state.DisableVersionNumber, state.DisableNone:
-		default:
-			return s, usagef("--disable-auto-update %q: want major, minor, patch, version_number or none", v)
-		}
-		s.DisableAutoUpdate = &o.disableAutoUpdate
-	}
-	for i, b := range channelBools {
-		if !env.given(b.flag) {
+	fields := reflect.ValueOf(&s).Elem()
+	for i, f := range channelFlags {
+		if !env.given(f.name) {
 			continue
 		}
-		raw := o.bools[i]
-		if raw == "" {
-			raw = "true"
+		raw := o.raw[i]
+		var v any = &raw
+		switch {
+		case f.isBool:
+			if raw == "" {
+				raw = "true"
+			}
+			b, err := strconv.ParseBool(raw)
+			if err != nil {
+				return s, usagef("--%s=%q: want true or false", f.name, raw)
+			}
+			v = &b
+		case f.name == "disable-auto-update" && !state.ValidDisableAutoUpdate(raw):
+			return s, usagef("--disable-auto-update %q: want major, minor, patch, version_number or none", raw)
 		}
-		v, err := strconv.ParseBool(raw)
-		if err != nil {
-			return s, usagef("--%s=%q: want true or false", b.flag, raw)
-		}
-		*b.field(&s) = &v
+		fields.Field(f.field).Set(reflect.ValueOf(v))
 	}
 	return s, nil
 }

@@ -2,21 +2,27 @@ package state
 
 // ChannelPatch lists the settable fields of a channel. A nil field is
 // left unchanged (or at its Capgo default when the channel is created).
+//
+// It is the one definition of channel settings: its json names are the
+// body of the admin API's PUT .../channels/{channel} and the fields of
+// the raft command consensus.ChannelSet (which embeds it); its flag and
+// help tags are the flags of `mirrord channel set`. A new channel
+// setting is a field here plus its effect in applyTo and the resolver.
 type ChannelPatch struct {
 	// Version is a release version of the app or Builtin.
-	Version            *string
-	Public             *bool
-	IOS                *bool
-	Android            *bool
-	Electron           *bool
-	AllowEmulator      *bool
-	AllowDevice        *bool
-	AllowDev           *bool
-	AllowProd          *bool
-	AllowDeviceSelfSet *bool
+	Version            *string "json:\"version,omitempty\" flag:\"version\" help:\"release `version` devices on this channel get, or `builtin`\""
+	Public             *bool   `json:"public,omitempty" flag:"public" help:"default channel for devices that name none"`
+	IOS                *bool   `json:"ios,omitempty" flag:"ios" help:"serve iOS devices"`
+	Android            *bool   `json:"android,omitempty" flag:"android" help:"serve Android devices"`
+	Electron           *bool   `json:"electron,omitempty" flag:"electron" help:"serve Electron apps"`
+	AllowEmulator      *bool   `json:"allow_emulator,omitempty" flag:"allow-emulator" help:"serve emulators"`
+	AllowDevice        *bool   `json:"allow_device,omitempty" flag:"allow-device" help:"serve physical devices"`
+	AllowDev           *bool   `json:"allow_dev,omitempty" flag:"allow-dev" help:"serve development builds"`
+	AllowProd          *bool   `json:"allow_prod,omitempty" flag:"allow-prod" help:"serve production builds"`
+	AllowDeviceSelfSet *bool   `json:"allow_device_self_set,omitempty" flag:"allow-device-self-set" help:"let devices pick this channel (setChannel)"`
 	// DisableAutoUpdate is one of the Disable* constants.
-	DisableAutoUpdate            *string
-	DisableAutoUpdateUnderNative *bool
+	DisableAutoUpdate            *string "json:\"disable_auto_update,omitempty\" flag:\"disable-auto-update\" help:\"block updates across `kind`: major|minor|patch|version_number|none\""
+	DisableAutoUpdateUnderNative *bool   `json:"disable_auto_update_under_native,omitempty" flag:"disable-auto-update-under-native" help:"never offer a bundle older than the native version"`
 }
 
 // ValidDisableAutoUpdate reports whether v is one of the Disable*

@@ -10,21 +10,9 @@ import (
 )
 
 // ChannelSettings is the body of PUT .../channels/{channel}: every field
-// optional; only the given ones change.
-type ChannelSettings struct {
-	Version                      *string `json:"version,omitempty"`
-	Public                       *bool   `json:"public,omitempty"`
-	IOS                          *bool   `json:"ios,omitempty"`
-	Android                      *bool   `json:"android,omitempty"`
-	Electron                     *bool   `json:"electron,omitempty"`
-	AllowEmulator                *bool   `json:"allow_emulator,omitempty"`
-	AllowDevice                  *bool   `json:"allow_device,omitempty"`
-	AllowDev                     *bool   `json:"allow_dev,omitempty"`
-	AllowProd                    *bool   `json:"allow_prod,omitempty"`
-	AllowDeviceSelfSet           *bool   `json:"allow_device_self_set,omitempty"`
-	DisableAutoUpdate            *string `json:"disable_auto_update,omitempty"`
-	DisableAutoUpdateUnderNative *bool   `json:"disable_auto_update_under_native,omitempty"`
-}
+// optional; only the given ones change. It is state.ChannelPatch, the
+// one definition of channel settings.
+type ChannelSettings = state.ChannelPatch
 
 var channelRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
@@ -58,13 +46,7 @@ func (a *API) SetChannel(ctx context.Context, app, name string, s ChannelSetting
 	if err := checkChannelName(name); err != nil {
 		return nil, err
 	}
-	cmd := consensus.ChannelSet{
-		App: app, Name: name, CreatedAt: a.now().UnixMilli(),
-		Version: s.Version, Public: s.Public, IOS: s.IOS, Android: s.Android, Electron: s.Electron,
-		AllowEmulator: s.AllowEmulator, AllowDevice: s.AllowDevice, AllowDev: s.AllowDev, AllowProd: s.AllowProd,
-		AllowDeviceSelfSet: s.AllowDeviceSelfSet, DisableAutoUpdate: s.DisableAutoUpdate,
-		DisableAutoUpdateUnderNative: s.DisableAutoUpdateUnderNative,
-	}
+	cmd := consensus.ChannelSet{App: app, Name: name, CreatedAt: a.now().UnixMilli(), ChannelPatch: s}
 	if err := a.apply(ctx, cmd); err != nil {
 		return nil, err
 	}

@@ -1,5 +1,7 @@
 package resolver
 
+import "mirrord/consensus/state"
+
 // defaultPluginVersion is what Capgo assumes when a request carries no
 // plugin_version (its destructuring default in updateWithPG). Capgo
 // rejects such bodies at validation; mirrord tolerates them and treats
@@ -28,7 +30,7 @@ const (
 // 0.0.0) as new; mirrord treats them as old, since they predate the
 // feature. An unparseable version is old, as in Capgo.
 func PluginKeepsChannelLocally(pluginVersion string) bool {
-	v, ok := ParseSemver(pluginVersion)
+	v, ok := state.ParseSemver(pluginVersion)
 	return ok && atLeastByMajor(v, "5.34.0", "6.34.0", "7.34.0", "8.0.0")
 }
 
@@ -36,14 +38,14 @@ func PluginKeepsChannelLocally(pluginVersion string) bool {
 // has a publicKey (commit b70ef369, first tagged 5.50.1, 6.50.1, 7.50.1
 // and 8.2.0). For these plugins an absent key_id means the device has
 // no key and cannot decrypt.
-func pluginSendsKeyID(v Semver) bool {
+func pluginSendsKeyID(v state.Semver) bool {
 	return atLeastByMajor(v, "5.50.1", "6.50.1", "7.50.1", "8.2.0")
 }
 
 // atLeastByMajor reports whether v is at least the minimum given for
 // its major (v5, v6, v7, v8 in that order). Majors below 5 are too old
 // for every feature gated this way, majors above 8 have them all.
-func atLeastByMajor(v Semver, min5, min6, min7, min8 string) bool {
+func atLeastByMajor(v state.Semver, min5, min6, min7, min8 string) bool {
 	var min string
 	switch {
 	case v.Major < 5:
@@ -63,11 +65,11 @@ func atLeastByMajor(v Semver, min5, min6, min7, min8 string) bool {
 }
 
 // atLeast reports whether v >= min.
-func atLeast(v Semver, min string) bool { return !v.Less(mustSemver(min)) }
+func atLeast(v state.Semver, min string) bool { return !v.Less(mustSemver(min)) }
 
 // mustSemver parses a version constant of this package.
-func mustSemver(s string) Semver {
-	v, ok := ParseSemver(s)
+func mustSemver(s string) state.Semver {
+	v, ok := state.ParseSemver(s)
 	if !ok {
 		panic("resolver: bad version constant " + s)
 	}

@@ -103,11 +103,11 @@ func Resolve(app *state.AppState, req Request) Decision {
 
 // versions are the device's versions as steps 2 and 3 read them.
 type versions struct {
-	native    Semver // coerced version_build
-	nativeStr string // its canonical form
-	onBuiltin bool   // version_name is "builtin" or empty
-	current   string // version_name, "builtin" replaced by nativeStr
-	plugin    Semver
+	native    state.Semver // coerced version_build
+	nativeStr string       // its canonical form
+	onBuiltin bool         // version_name is "builtin" or empty
+	current   string       // version_name, "builtin" replaced by nativeStr
+	plugin    state.Semver
 }
 
 // readVersions applies steps 2 and 3: the native and plugin versions
@@ -119,7 +119,7 @@ func readVersions(req Request) (versions, Decision) {
 	if req.VersionBuild == "unknown" {
 		return versions{}, failed(CodeUnknownVersionBuild, "Version build is unknown, cannot proceed with update")
 	}
-	native, ok := CoerceSemver(req.VersionBuild)
+	native, ok := state.CoerceSemver(req.VersionBuild)
 	if !ok {
 		return versions{}, failed(CodeSemver, fmt.Sprintf("Native version %q does not follow semver", req.VersionBuild))
 	}
@@ -135,7 +135,7 @@ func readVersions(req Request) (versions, Decision) {
 	if pluginStr == "" {
 		pluginStr = defaultPluginVersion
 	}
-	if v.plugin, ok = ParseSemver(pluginStr); !ok {
+	if v.plugin, ok = state.ParseSemver(pluginStr); !ok {
 		return versions{}, failed(CodeSemver, fmt.Sprintf("Plugin version %q does not follow semver", req.PluginVersion))
 	}
 	if v.plugin.Major == 4 {
@@ -287,7 +287,7 @@ func publicChannel(app *state.AppState, platform string) (string, *state.Channel
 // other two are mirrord's, so that a device is told "blocked" instead
 // of downloading a bundle it cannot install. Older plugins are not
 // checked: whether they hold the key cannot be known.
-func keyIDMismatch(app *state.AppState, rel *state.Release, keyID *string, plugin Semver) string {
+func keyIDMismatch(app *state.AppState, rel *state.Release, keyID *string, plugin state.Semver) string {
 	if !pluginSendsKeyID(plugin) {
 		return ""
 	}
@@ -331,7 +331,7 @@ type gateInput struct {
 	platform    string
 	bundle      string         // bundle name, state.Builtin included
 	release     *state.Release // nil for the builtin bundle
-	native      Semver         // coerced version_build
+	native      state.Semver   // coerced version_build
 	nativeStr   string         // its canonical form
 	current     string         // version_name, "builtin" replaced
 	isProd      bool
@@ -365,9 +365,9 @@ func checkGates(in gateInput) Decision {
 	}
 
 	internal := in.bundle == state.Builtin || in.bundle == "unknown"
-	bv, semverBundle := Semver{}, false
+	bv, semverBundle := state.Semver{}, false
 	if !internal {
-		bv, semverBundle = ParseSemver(in.bundle)
+		bv, semverBundle = state.ParseSemver(in.bundle)
 	}
 	versionGates := semverBundle
 	n := in.native
@@ -397,7 +397,7 @@ func checkGates(in gateInput) Decision {
 				"Channel %s is misconfigured: bundle %s has no minimum native version", in.channelName, in.bundle),
 				in.nativeStr)
 		}
-		min, ok := CoerceSemver(minStr)
+		min, ok := state.CoerceSemver(minStr)
 		if !ok {
 			return gate(CodeMisconfiguredChannel, fmt.Sprintf(
 				"Channel %s is misconfigured: minimum native version %q of bundle %s is not semver",

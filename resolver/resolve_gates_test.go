@@ -289,7 +289,7 @@ var gateCases = []resolveCase{
 // is neither public nor self-settable through a device override.
 func TestCheckGatesPrivateChannel(t *testing.T) {
 	app := newTestApp()
-	native, _ := CoerceSemver("1.0.0")
+	native, _ := state.CoerceSemver("1.0.0")
 	in := gateInput{
 		channel:     app.Channels["private"],
 		channelName: "private",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"regexp"
 	"strings"
 
 	"mirrord/consensus"
@@ -40,10 +39,6 @@ type ReleaseInfo struct {
 	Channels []string `json:"channels"`
 }
 
-// semverRe is the semantic version (2.0.0) of a release and of its
-// minimum native version.
-var semverRe = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
-
 // CreateRelease checks a release against the objects stored on this
 // node (content.CheckRelease) and creates it, pointing req.Channel at it
 // when given.
@@ -71,7 +66,7 @@ func (a *API) CreateRelease(ctx context.Context, app string, req CreateReleaseRe
 // validateRelease checks the request's names and versions, then the
 // release against the stored bytes.
 func (a *API) validateRelease(ctx context.Context, app *state.AppState, req *CreateReleaseRequest) (*state.Release, error) {
-	if !semverRe.MatchString(req.Version) {
+	if !state.ValidVersion(req.Version) {
 		return nil, bad("version %q is not semver (like 1.2.3)", req.Version)
 	}
 	if req.Channel != "" {
@@ -79,7 +74,7 @@ func (a *API) validateRelease(ctx context.Context, app *state.AppState, req *Cre
 			return nil, err
 		}
 	}
-	if req.MinNative != "" && !semverRe.MatchString(req.MinNative) {
+	if req.MinNative != "" && !state.ValidVersion(req.MinNative) {
 		return nil, bad("min native version %q is not semver (like 1.2.3)", req.MinNative)
 	}
 	if _, ok := app.Releases[req.Version]; ok {

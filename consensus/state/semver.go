@@ -1,4 +1,4 @@
-package resolver
+package state
 
 import (
 	"strconv"
@@ -208,4 +208,12 @@ func cmpIdent(a, b string) int {
 		return 1
 	}
 	return strings.Compare(a, b)
+}
+
+// ValidVersion reports whether s is a release version as an operator
+// writes one: a full semantic version without the leading "v" that
+// ParseSemver tolerates from devices.
+func ValidVersion(s string) bool {
+	_, ok := ParseSemver(s)
+	return ok && !strings.HasPrefix(s, "v")
 }

@@ -382,40 +382,56 @@ func checkEntry(f *zip.File, limit int64) (int64, error) {
 }
 
 // Unzip validates data with ReadZip and writes the app files under dest
-// (directories 0755, files 0644), creating dest if needed. All writes go
-// through an os.Root, so nothing can land outside dest, not even through
-// a symlink already inside it; existing files are never overwritten.
+// through a BundleDir (directories 0755, files 0644), creating dest if
+// needed: nothing can land outside dest, and existing files are never
+// overwritten.
 func Unzip(data []byte, dest string, lim ZipLimits) error {
 	files, err := ReadZip(data, lim)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return fmt.Errorf("content: unzip: %w", err)
-	}
-	root, err := os.OpenRoot(dest)
+	dir, err := OpenBundleDir(dest)
 	if err != nil {
 		return fmt.Errorf("content: unzip: %w", err)
 	}
-	defer root.Close()
+	defer dir.Close()
 	for _, f := range files {
-		name := filepath.FromSlash(f.Name)
-		if dir := filepath.Dir(name); dir != "." {
-			if err := root.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("content: unzip: %s: %w", f.Name, err)
-			}
-		}
-		if err := writeNew(root, name, f.Data); err != nil {
+		if err := dir.WriteFile(f.Name, f.Data); err != nil {
 			return fmt.Errorf("content: unzip: %s: %w", f.Name, err)
 		}
 	}
 	return nil
 }
 
-// writeNew creates name inside root (failing if it exists) and writes
-// data to it.
-func writeNew(root *os.Root, name string, data []byte) error {
-	w, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+// BundleDir writes the files of a bundle below one directory, the one
+// safe way to lay out an unzipped bundle or a delta manifest's files:
+// every write goes through an os.Root, so nothing can land outside the
+// directory, not even through a symlink already inside it; parent
+// directories are made (0755) and files (0644) are never overwritten.
+type BundleDir struct{ root *os.Root }
+
+// OpenBundleDir opens dest as a BundleDir, creating it if needed.
+func OpenBundleDir(dest string) (*BundleDir, error) {
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return nil, err
+	}
+	return &BundleDir{root: root}, nil
+}
+
+// WriteFile creates name, a clean relative slash path, with data; it
+// fails if name exists.
+func (d *BundleDir) WriteFile(name string, data []byte) error {
+	p := filepath.FromSlash(name)
+	if dir := filepath.Dir(p); dir != "." {
+		if err := d.root.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	w, err := d.root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
@@ -425,3 +441,6 @@ func writeNew(root *os.Root, name string, data []byte) error {
 	}
 	return w.Close()
 }
+
+// Close releases the directory.
+func (d *BundleDir) Close() error { return d.root.Close() }

@@ -323,14 +323,11 @@ func (u *updater) manifest(raw any, sessionKey, dest string) error {
 			return err
 		}
 	}
-	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return fmt.Errorf("devicesim: update: %w", err)
-	}
-	root, err := os.OpenRoot(dest)
+	dir, err := content.OpenBundleDir(dest)
 	if err != nil {
 		return fmt.Errorf("devicesim: update: %w", err)
 	}
-	defer root.Close()
+	defer dir.Close()
 	curDir := u.d.CurrentDir()
 
 	for _, f := range files {
@@ -369,7 +366,7 @@ func (u *updater) manifest(raw any, sessionKey, dest string) error {
 			}
 			data = body
 		}
-		if err := writeInRoot(root, f.target, data); err != nil {
+		if err := dir.WriteFile(f.target, data); err != nil {
 			return u.failAbout("download_manifest_file_fail", about, err)
 		}
 	}
@@ -394,25 +391,6 @@ func reuseFile(curDir, target, want string) ([]byte, bool) {
 		return nil, false
 	}
 	return b, true
-}
-
-// writeInRoot creates name (a clean relative slash path) inside root.
-func writeInRoot(root *os.Root, name string, data []byte) error {
-	p := filepath.FromSlash(name)
-	if dir := filepath.Dir(p); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	w, err := root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(data); err != nil {
-		w.Close()
-		return err
-	}
-	return w.Close()
 }
 
 // normalizeKind maps an answer's kind as plugin >= 8.45.11 does: unknown

@@ -35,17 +35,23 @@ func (o *clientOptions) bindConn(fs *flag.FlagSet) {
 	fs.StringVar(&o.tokenFile, "token-file", "", "`file` holding the admin token (e.g. DATA/admin.token)")
 }
 
+// serverURL is the node a command talks to: flag (when not empty),
+// else MIRRORD_SERVER, else the default node on this machine.
+func serverURL(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if s := os.Getenv("MIRRORD_SERVER"); s != "" {
+		return s
+	}
+	return "http://127.0.0.1:8080"
+}
+
 // client returns the admin client the options name: the server from
 // --server, MIRRORD_SERVER or the default, the token from --token,
 // --token-file, MIRRORD_TOKEN or ./mirrord-data/admin.token.
 func (o *clientOptions) client() (*adminapi.Client, error) {
-	server := o.server
-	if server == "" {
-		server = os.Getenv("MIRRORD_SERVER")
-	}
-	if server == "" {
-		server = "http://127.0.0.1:8080"
-	}
+	server := serverURL(o.server)
 	u, err := url.Parse(server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usagef("--server %q is not a URL like http://127.0.0.1:8080", server)

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"mirrord/consensus"
 	"mirrord/node/adminapi"
 	"mirrord/node/cluster"
 	"mirrord/node/replication"
@@ -107,6 +108,30 @@ func cmdGC(ctx context.Context, env *cmdEnv, o *gcOptions) error {
 // printStatus writes the human form of GET /admin/v1/status.
 func printStatus(w io.Writer, out adminapi.Status) {
 	n := out.Node
+	printNodeHeader(w, n)
+	nodes := out.Nodes
+	if len(nodes) == 0 {
+		// A node without cluster support: list the raft servers.
+		for _, s := range n.Servers {
+			nodes = append(nodes, cluster.NodeReport{ID: s.ID, Voter: s.Voter, Role: "?"})
+		}
+	}
+	printNodes(w, nodes, n.LeaderID)
+	if d := out.Disk; d != nil {
+		fmt.Fprintln(w, diskLine(*d))
+	}
+	fmt.Fprintf(w, "%d app(s)\n", out.Apps)
+	for _, ri := range out.Rollouts {
+		fmt.Fprintln(w, rolloutLine(ri))
+	}
+	if len(out.Releases) > 0 {
+		printReleaseBlocks(w, out.Releases, nodes)
+	}
+}
+
+// printNodeHeader says which node answered, its raft view, and whether
+// it has a leader.
+func printNodeHeader(w io.Writer, n consensus.NodeStats) {
 	fmt.Fprintf(w, "answered by %s: %s, leader %s, term %d, applied index %d, state index %d\n",
 		n.ID, n.State, dash(n.LeaderID), n.Term, n.AppliedIndex, n.StateIndex)
 	if n.LeaderID == "" {
@@ -121,18 +146,16 @@ func printStatus(w io.Writer, out adminapi.Status) {
 	for _, warn := range n.Warnings {
 		fmt.Fprintf(w, "WARNING at start: %s\n", warn)
 	}
-	nodes := out.Nodes
-	if len(nodes) == 0 {
-		// A node without cluster support: list the raft servers.
-		for _, s := range n.Servers {
-			nodes = append(nodes, cluster.NodeReport{ID: s.ID, Voter: s.Voter, Role: "?"})
-		}
-	}
+}
+
+// printNodes prints the table of nodes, then the error of each node
+// that could not report.
+func printNodes(w io.Writer, nodes []cluster.NodeReport, leader string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tROLE\tVOTER\tAPPLIED\tLAST CONTACT\tHTTP\tP2P\tRELEASES READY")
 	for _, r := range nodes {
 		role := r.Role
-		if r.ID == n.LeaderID {
+		if r.ID == leader {
 			role = "Leader"
 		}
 		lc := "-"
@@ -158,41 +181,40 @@ func printStatus(w io.Writer, out adminapi.Status) {
 			fmt.Fprintf(w, "node %s: %s\n", r.ID, r.Error)
 		}
 	}
-	if d := out.Disk; d != nil {
-		fmt.Fprintln(w, diskLine(*d))
-	}
-	fmt.Fprintf(w, "%d app(s)\n", out.Apps)
-	for _, ri := range out.Rollouts {
-		fmt.Fprintln(w, rolloutLine(ri))
-	}
-	if len(out.Releases) == 0 {
-		return
-	}
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+// printReleaseBlocks prints, per release, the blocks each node holds.
+func printReleaseBlocks(w io.Writer, releases []adminapi.ReleaseStatus, nodes []cluster.NodeReport) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprint(tw, "APP\tVERSION")
 	for _, r := range nodes {
 		fmt.Fprintf(tw, "\t%s", shortID(r.ID))
 	}
 	fmt.Fprintln(tw, "\t(blocks held/known per node)")
-	for _, rs := range out.Releases {
+	for _, rs := range releases {
 		fmt.Fprintf(tw, "%s\t%s", rs.App, rs.Version)
 		for _, r := range nodes {
-			cell := "-"
-			for _, p := range r.Releases {
-				if p.App == rs.App && p.Version == rs.Version {
-					cell = fmt.Sprintf("%d/%d", p.BlocksHeld, p.BlocksKnown)
-					if p.Ready {
-						cell += " ready"
-					} else if p.Error != "" {
-						cell += " retrying"
-					}
-				}
-			}
-			fmt.Fprintf(tw, "\t%s", cell)
+			fmt.Fprintf(tw, "\t%s", blocksCell(r, rs.App, rs.Version))
 		}
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+}
+
+// blocksCell is one node's cell of printReleaseBlocks.
+func blocksCell(r cluster.NodeReport, app, version string) string {
+	cell := "-"
+	for _, p := range r.Releases {
+		if p.App == app && p.Version == version {
+			cell = fmt.Sprintf("%d/%d", p.BlocksHeld, p.BlocksKnown)
+			if p.Ready {
+				cell += " ready"
+			} else if p.Error != "" {
+				cell += " retrying"
+			}
+		}
+	}
+	return cell
 }
 
 // shortID abbreviates a peer id for table headers.

@@ -42,42 +42,9 @@ func cmdDeviceSim(ctx context.Context, env *cmdEnv, o *deviceSimOptions) error {
 	if len(env.args) > 0 {
 		action = env.args[0]
 	}
-	server := o.server
-	if server == "" {
-		server = os.Getenv("MIRRORD_SERVER")
-	}
-	if server == "" {
-		server = "http://127.0.0.1:8080"
-	}
-	server = strings.TrimRight(server, "/")
-	app := o.app
-	if app == "" {
-		return usagef("--app is required")
-	}
-	dir := o.dir
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	d, err := o.device()
+	if err != nil {
 		return err
-	}
-	id := o.deviceID
-	if id == "" {
-		var err error
-		if id, err = persistentDeviceID(dir); err != nil {
-			return err
-		}
-	}
-	d := &devicesim.Device{
-		UpdateURL: server + "/updates", StatsURL: server + "/stats", ChannelURL: server + "/channel_self",
-		AppID: app, DeviceID: id, Platform: o.platform,
-		VersionBuild: o.versionBuild, VersionCode: "1", VersionOS: "14",
-		PluginVersion: o.pluginVersion, IsProd: !o.dev,
-		IsEmulator: o.emulator, DefaultChannel: o.channel, Dir: dir,
-	}
-	if p := o.publicKey; p != "" {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return fmt.Errorf("--public-key: %w", err)
-		}
-		d.PublicKeyPEM = b
 	}
 	switch action {
 	case "check":
@@ -95,31 +62,63 @@ func cmdDeviceSim(ctx context.Context, env *cmdEnv, o *deviceSimOptions) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.stderr, "device %s now runs %s (bundle dir %s)\n", id, d.Current(), dash(d.CurrentDir()))
+		fmt.Fprintf(env.stderr, "device %s now runs %s (bundle dir %s)\n", d.DeviceID, d.Current(), dash(d.CurrentDir()))
 		return nil
 	case "set-channel":
 		if len(env.args) != 2 {
 			return usagef("set-channel needs a channel name")
 		}
-		ans, err := d.SetChannel(ctx, env.args[1])
-		if err != nil {
-			return err
-		}
-		return printJSON(env.stdout, ans)
+		return printAnswer(env, func() (any, error) { return d.SetChannel(ctx, env.args[1]) })
 	case "get-channel":
-		ans, err := d.GetChannel(ctx)
-		if err != nil {
-			return err
-		}
-		return printJSON(env.stdout, ans)
+		return printAnswer(env, func() (any, error) { return d.GetChannel(ctx) })
 	case "list-channels":
-		ans, err := d.ListChannels(ctx)
-		if err != nil {
-			return err
-		}
-		return printJSON(env.stdout, ans)
+		return printAnswer(env, func() (any, error) { return d.ListChannels(ctx) })
 	}
 	return usagef("unknown device-sim action %q: want check, update, set-channel, get-channel or list-channels", action)
+}
+
+// printAnswer prints what ask answers as JSON.
+func printAnswer(env *cmdEnv, ask func() (any, error)) error {
+	ans, err := ask()
+	if err != nil {
+		return err
+	}
+	return printJSON(env.stdout, ans)
+}
+
+// device is the simulated device the options describe, its state kept
+// in --dir (with a device id made once when --device-id is not given).
+func (o *deviceSimOptions) device() (*devicesim.Device, error) {
+	server := strings.TrimRight(serverURL(o.server), "/")
+	if o.app == "" {
+		return nil, usagef("--app is required")
+	}
+	dir := o.dir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	id := o.deviceID
+	if id == "" {
+		var err error
+		if id, err = persistentDeviceID(dir); err != nil {
+			return nil, err
+		}
+	}
+	d := &devicesim.Device{
+		UpdateURL: server + "/updates", StatsURL: server + "/stats", ChannelURL: server + "/channel_self",
+		AppID: o.app, DeviceID: id, Platform: o.platform,
+		VersionBuild: o.versionBuild, VersionCode: "1", VersionOS: "14",
+		PluginVersion: o.pluginVersion, IsProd: !o.dev,
+		IsEmulator: o.emulator, DefaultChannel: o.channel, Dir: dir,
+	}
+	if p := o.publicKey; p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("--public-key: %w", err)
+		}
+		d.PublicKeyPEM = b
+	}
+	return d, nil
 }
 
 func persistentDeviceID(dir string) (string, error) {

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -21,9 +20,6 @@ import (
 	"time"
 
 	"github.com/andybalholm/brotli"
-
-	"mirrord/consensus/consensustest"
-	"mirrord/content"
 )
 
 const testToken = "test-admin-token"
@@ -32,17 +28,7 @@ const testToken = "test-admin-token"
 // over a real block store, with app com.example.app created.
 func newTestAPI(t *testing.T) *httptest.Server {
 	t.Helper()
-	cl := consensustest.NewCluster(t, 1)
-	store, err := content.OpenStore(filepath.Join(t.TempDir(), "blocks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	api := New(Config{Token: testToken}, cl.Node(0), store, slog.New(slog.DiscardHandler))
-	mux := http.NewServeMux()
-	api.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := newTestServer(t, Config{}).srv
 	if status, body := call(t, srv, "POST", "/admin/v1/apps", strings.NewReader(`{"id":"com.example.app"}`)); status != http.StatusCreated {
 		t.Fatalf("create app: %d %s", status, body)
 	}

@@ -39,6 +39,48 @@ type Bundle struct {
 	KeyID string
 	// Files is the delta manifest, sorted by Name; it may be empty.
 	Files []BundleFile
+	// EmptyFiles lists, sorted, the empty files of an encrypted bundle
+	// that left it without a manifest (see ManifestRefusesEmpty); nil
+	// otherwise.
+	EmptyFiles []string
+}
+
+// ManifestRefusesEmpty says why an encrypted bundle holding an empty file
+// gets no delta manifest: Capgo's Android plugin 8.51.23, with a
+// publicKey set, refuses a manifest file whose decrypted content is
+// empty (CryptoCipher.decryptAesFile, "Empty decrypted data") and fails
+// the whole download, while a zip holding an empty file installs. Such
+// a bundle is served as its zip alone. Plain manifests are not affected
+// (nothing is decrypted); iOS is not documented either way, and a
+// release serves both platforms, so the rule holds for every encrypted
+// bundle.
+const ManifestRefusesEmpty = "Capgo's Android plugin (8.51.23) fails the whole download of an encrypted delta manifest holding an empty file (\"Empty decrypted data\"), while the zip installs"
+
+// EmptyFilesNote is the line telling a publisher that an encrypted
+// bundle is served without a manifest because of its empty files, ""
+// when b has a manifest or is plain.
+func EmptyFilesNote(b *Bundle) string {
+	if len(b.EmptyFiles) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("manifest: none, served as a zip only: %s %s; %s, so devices download the whole zip instead of a delta (fill the files or remove them to get a manifest)",
+		plural(len(b.EmptyFiles), "empty file"), NameList(b.EmptyFiles, 10), ManifestRefusesEmpty)
+}
+
+// NameList joins names for a message, the first max of them and how many
+// more.
+func NameList(names []string, max int) string {
+	if len(names) <= max {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:max], ", "), len(names)-max)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // BundleFile is one delta manifest entry and its stored bytes.
@@ -65,7 +107,9 @@ type BundleFile struct {
 //
 // The manifest follows Capgo CLI's partial.ts: each file of at least
 // 8192 bytes is Brotli-compressed (quality 11, window 22) and the ".br"
-// form is kept only if it is smaller by more than 10 bytes.
+// form is kept only if it is smaller by more than 10 bytes. An encrypted
+// bundle holding an empty file has no manifest: EmptyFiles lists those
+// files and ManifestRefusesEmpty says why.
 func BuildBundle(zip []byte, priv *rsa.PrivateKey, lim ZipLimits) (*Bundle, error) {
 	var sk SessionKey
 	if priv != nil {
@@ -117,6 +161,9 @@ func buildBundle(zip []byte, priv *rsa.PrivateKey, sk SessionKey, lim ZipLimits)
 		}
 		b.Zip = sk.Encrypt(zip)
 		b.KeyID = KeyID(string(PublicKeyPEM(&priv.PublicKey)))
+		if b.EmptyFiles = emptyFiles(files); b.EmptyFiles != nil {
+			return b, nil // no manifest: ManifestRefusesEmpty
+		}
 	}
 
 	b.Files = make([]BundleFile, 0, len(files))
@@ -146,12 +193,25 @@ func buildBundle(zip []byte, priv *rsa.PrivateKey, sk SessionKey, lim ZipLimits)
 	return b, nil
 }
 
+// emptyFiles lists the empty files of a zip, sorted.
+func emptyFiles(files []ZipFile) []string {
+	var out []string
+	for _, f := range files {
+		if len(f.Data) == 0 {
+			out = append(out, f.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // ImportEncrypted accepts a zip that the Capgo CLI already encrypted
 // (`bundle encrypt`), with the session key and checksum it printed. It
 // opens both with pub, checks that the checksum matches the decrypted
 // zip and validates that zip with ReadZip. The returned bundle serves
 // encZip unchanged and has no manifest: sealing file hashes would need
-// the private key.
+// the private key. Empty files in it are therefore fine: the zip path
+// installs them (ManifestRefusesEmpty is about manifests only).
 func ImportEncrypted(encZip []byte, sessionKey, checksum string, pub *rsa.PublicKey, lim ZipLimits) (*Bundle, error) {
 	if pub == nil {
 		return nil, errors.New("content: import encrypted: no public key")

@@ -2,6 +2,7 @@ package content
 
 import (
 	"context"
+	"crypto/aes"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
@@ -77,8 +78,9 @@ var hex64Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // CheckRelease checks a release against the stored bytes: every object
 // complete; for a plain release the checksum, the zip's safety and the
 // file hashes; for an encrypted one that the session key, checksum and
-// file hashes open with the app's public key (the bundle bytes are never
-// decrypted). Objects are streamed, never read whole into memory: a
+// file hashes open with the app's public key, and that no manifest file
+// decrypts to nothing (ManifestRefusesEmpty; only one-block files are
+// decrypted to tell, never the zip). Objects are streamed, never read whole into memory: a
 // release of hundreds of MB held (and copied) in memory made a node's Go
 // runtime stall for hundreds of ms, long enough for raft to lose its
 // leader (docs/BENCHMARKS.md, "Publish and raft").
@@ -150,10 +152,12 @@ func checkEncrypted(ctx context.Context, objs ReleaseObjects, s ReleaseSpec, out
 		return out, refuse("release was encrypted for key %s but app %s has key %s", s.ReleaseKeyID, s.App, s.KeyID)
 	}
 	out.KeyID = s.KeyID
-	if err := checkSealed(pub, s.SessionKey, strings.ToLower(s.Checksum), out.ZipSize); err != nil {
+	sk, err := checkSealed(pub, s.SessionKey, strings.ToLower(s.Checksum), out.ZipSize)
+	if err != nil {
 		return out, err
 	}
 	seen := map[string]bool{}
+	var empty []string
 	for _, f := range s.Files {
 		if err := checkName(f.Name, seen); err != nil {
 			return out, err
@@ -161,28 +165,62 @@ func checkEncrypted(ctx context.Context, objs ReleaseObjects, s ReleaseSpec, out
 		if _, err := OpenChecksum(pub, strings.ToLower(f.Hash)); err != nil {
 			return out, refuse("manifest file %s: hash does not open with the app's public key: %v", f.Name, err)
 		}
-		size, err := objectSize(ctx, objs, f.CID, f.Name)
+		size, isEmpty, err := encryptedFileSize(ctx, objs, f, sk)
 		if err != nil {
 			return out, err
 		}
+		if isEmpty {
+			empty = append(empty, f.Name)
+		}
 		out.Files = append(out.Files, CheckedFile{Name: f.Name, Hash: strings.ToLower(f.Hash), CID: f.CID, Size: size})
+	}
+	if len(empty) > 0 {
+		return out, refuse("manifest of an encrypted release holds %s decrypting to nothing: %s; %s. "+
+			"Leave the manifest out to serve the release as a zip only (mirrord publish does that itself), or fill or remove the files",
+			plural(len(empty), "file"), NameList(empty, 10), ManifestRefusesEmpty)
 	}
 	return out, nil
 }
 
+// encryptedFileSize is the stored size of an encrypted manifest file,
+// and whether it decrypts to nothing (ManifestRefusesEmpty). Only a
+// one-block object can: it alone is read and decrypted.
+func encryptedFileSize(ctx context.Context, objs ReleaseObjects, f ReleaseFile, sk SessionKey) (int64, bool, error) {
+	obj, err := openObject(ctx, objs, f.CID, f.Name)
+	if err != nil {
+		return 0, false, err
+	}
+	defer obj.Close()
+	size := int64(obj.Size())
+	if size != aes.BlockSize {
+		return size, false, nil
+	}
+	ct, err := io.ReadAll(io.LimitReader(obj, aes.BlockSize+1))
+	if err != nil {
+		return 0, false, fmt.Errorf("%s %s: %w", f.Name, f.CID, err)
+	}
+	plain, err := sk.Decrypt(ct)
+	if err != nil {
+		return 0, false, refuse("manifest file %s does not decrypt with the release's session key (%v)", f.Name, err)
+	}
+	return size, len(plain) == 0, nil
+}
+
 // checkSealed checks an encrypted release's session key and checksum
-// against the app's public key, and its zip's size against AES.
-func checkSealed(pub *rsa.PublicKey, sessionKey, checksum string, zipSize int64) error {
-	if _, err := OpenSessionKey(sessionKey, pub); err != nil {
-		return refuse("session key does not open with the app's public key (%v): was the bundle encrypted with this app's private key?", err)
+// against the app's public key, and its zip's size against AES. It
+// returns the opened session key.
+func checkSealed(pub *rsa.PublicKey, sessionKey, checksum string, zipSize int64) (SessionKey, error) {
+	sk, err := OpenSessionKey(sessionKey, pub)
+	if err != nil {
+		return sk, refuse("session key does not open with the app's public key (%v): was the bundle encrypted with this app's private key?", err)
 	}
 	if _, err := OpenChecksum(pub, checksum); err != nil {
-		return refuse("checksum does not open with the app's public key (%v): pass the checksum printed by the encrypting CLI", err)
+		return sk, refuse("checksum does not open with the app's public key (%v): pass the checksum printed by the encrypting CLI", err)
 	}
 	if zipSize%16 != 0 {
-		return refuse("encrypted zip is %d bytes, not a multiple of the AES block size", zipSize)
+		return sk, refuse("encrypted zip is %d bytes, not a multiple of the AES block size", zipSize)
 	}
-	return nil
+	return sk, nil
 }
 
 // checkName refuses a manifest file name that is not a clean, safe
@@ -252,14 +290,4 @@ func openObject(ctx context.Context, objs ReleaseObjects, s, what string) (File,
 		return nil, fmt.Errorf("%s %s: %w", what, s, err)
 	}
 	return f, nil
-}
-
-// objectSize is the size of a complete stored object.
-func objectSize(ctx context.Context, objs ReleaseObjects, s, what string) (int64, error) {
-	f, err := openObject(ctx, objs, s, what)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	return int64(f.Size()), nil
 }

@@ -78,8 +78,12 @@ func cmdPublish(ctx context.Context, env *cmdEnv, o *publishOptions) error {
 	if rel.Encrypted() {
 		kind = "encrypted, key_id " + rel.KeyID
 	}
-	fmt.Fprintf(env.stdout, "published %s %s (%s; zip %s, %d manifest files, %s uploaded)\n", o.App, o.Version, kind,
-		humanBytes(rel.ZipSize), len(rel.Manifest), humanBytes(res.Uploaded))
+	manifest := fmt.Sprintf("%d manifest files", len(rel.Manifest))
+	if res.NoManifest != "" {
+		manifest = fmt.Sprintf("no manifest: %d empty files, see above", len(res.EmptyFiles))
+	}
+	fmt.Fprintf(env.stdout, "published %s %s (%s; zip %s, %s, %s uploaded)\n", o.App, o.Version, kind,
+		humanBytes(rel.ZipSize), manifest, humanBytes(res.Uploaded))
 	if o.Channel != "" {
 		fmt.Fprintf(env.stdout, "channel %s now serves %s\n", o.Channel, o.Version)
 	}

@@ -106,6 +106,11 @@ type Published struct {
 	Channel  string `json:"channel,omitempty"`
 	// CreatedApp is set when the app did not exist and was created.
 	CreatedApp bool `json:"created_app,omitempty"`
+	// EmptyFiles and NoManifest: the empty files that left an encrypted
+	// release without a delta manifest, and the note saying so
+	// (publish.Result).
+	EmptyFiles []string `json:"empty_files,omitempty"`
+	NoManifest string   `json:"no_manifest,omitempty"`
 }
 
 // Publisher publishes bundles; AdminPublisher implements it with the

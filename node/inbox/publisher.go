@@ -62,7 +62,8 @@ func (p AdminPublisher) Publish(ctx context.Context, b Bundle) (Published, error
 		}
 		return Published{}, err
 	}
-	return Published{App: m.App, Version: res.Release.Version, Checksum: res.Release.Checksum, Channel: m.Channel, CreatedApp: created}, nil
+	return Published{App: m.App, Version: res.Release.Version, Checksum: res.Release.Checksum, Channel: m.Channel, CreatedApp: created,
+		EmptyFiles: res.EmptyFiles, NoManifest: res.NoManifest}, nil
 }
 
 // ensureApp makes sure the bundle's app exists. An unknown app is an

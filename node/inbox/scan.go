@@ -142,6 +142,9 @@ func (w *Watcher) process(ctx context.Context, name string, s *sighting) {
 		log.Warn("inbox: journal not written; the release is published", "err", err)
 	}
 	log.Info("inbox: published")
+	if p.NoManifest != "" {
+		log.Warn("inbox: published without a delta manifest: devices download the whole zip", "empty_files", p.EmptyFiles, "why", p.NoManifest)
+	}
 	w.done(name, p, "")
 }
 

@@ -77,11 +77,18 @@ func (o Options) Check() error {
 type Result struct {
 	Release  state.Release
 	Uploaded int64
+	// EmptyFiles lists the empty files that left an encrypted release
+	// without a manifest (content.ManifestRefusesEmpty); NoManifest is
+	// the note saying so, also written to Publish's note. Both are empty
+	// otherwise.
+	EmptyFiles []string
+	NoManifest string
 }
 
 // Publish builds the bundle of o (encrypting with o.Key, importing a
 // Capgo-encrypted zip, or plain), uploads its objects and creates the
-// release. Notes about the session key go to note.
+// release. Notes about the session key, and about empty files that keep
+// an encrypted release from having a manifest, go to note.
 func Publish(ctx context.Context, a Admin, o Options, note io.Writer) (Result, error) {
 	app, err := a.App(ctx, o.App)
 	if err != nil {
@@ -102,7 +109,16 @@ func Publish(ctx context.Context, a Admin, o Options, note io.Writer) (Result, e
 	if err != nil {
 		return Result{}, err
 	}
-	return upload(ctx, a, o, b)
+	msg := content.EmptyFilesNote(b)
+	if msg != "" {
+		fmt.Fprintln(note, msg)
+	}
+	res, err := upload(ctx, a, o, b)
+	if err != nil {
+		return Result{}, err
+	}
+	res.EmptyFiles, res.NoManifest = b.EmptyFiles, msg
+	return res, nil
 }
 
 // readBundle zips a directory Path, or reads a zip.

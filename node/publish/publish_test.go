@@ -163,3 +163,89 @@ func TestPublishRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishEmptyFiles: a bundle directory with an empty file is
+// published with a manifest when plain, and without one (said in the
+// notes and the result, naming the files) when encrypted; a request
+// that builds its own encrypted manifest with that file is refused by
+// the admin API, naming it.
+func TestPublishEmptyFiles(t *testing.T) {
+	api := newAPI(t)
+	ctx := context.Background()
+	key := filepath.Join(contenttest.Vectors(t), "test_private_key.pem")
+	src := t.TempDir()
+	for name, data := range map[string]string{"index.html": "<html>hi</html>", "app.js": "console.log(1)", "empty.txt": "", "css/blank.css": ""} {
+		p := filepath.Join(src, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		o        Options
+		manifest int
+		empty    string
+	}{
+		{"plain", Options{App: "com.example.plain", Version: "1.0.0", Path: src}, 4, ""},
+		{"encrypted", Options{App: "com.example.app", Version: "1.0.0", Path: src, Key: key}, 0, "css/blank.css,empty.txt"},
+		{"encrypted, reused key", Options{App: "com.example.app", Version: "1.0.1", Path: src, Key: key}, 0, "css/blank.css,empty.txt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var notes bytes.Buffer
+			res, err := Publish(ctx, api.Local(), tc.o, &notes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Release.Manifest) != tc.manifest || strings.Join(res.EmptyFiles, ",") != tc.empty {
+				t.Fatalf("%d manifest files, empty files %v; want %d, %s", len(res.Release.Manifest), res.EmptyFiles, tc.manifest, tc.empty)
+			}
+			if tc.empty == "" {
+				if res.NoManifest != "" || strings.Contains(notes.String(), "manifest") {
+					t.Errorf("plain notes %q, no-manifest %q", notes.String(), res.NoManifest)
+				}
+				return
+			}
+			want := "manifest: none, served as a zip only: 2 empty files css/blank.css, empty.txt; Capgo's Android plugin (8.51.23) fails the whole download"
+			if !strings.Contains(notes.String(), want) || !strings.Contains(res.NoManifest, want) {
+				t.Errorf("notes %q\nresult %q\nwant %q", notes.String(), res.NoManifest, want)
+			}
+		})
+	}
+
+	// A client bypassing the library: the files of an encrypted build
+	// without the empty ones, plus the empty one uploaded by hand.
+	rel, err := Publish(ctx, api.Local(), Options{App: "com.example.app", Version: "1.0.2", Path: filepath.Join(contenttest.Vectors(t), "src-1.0.1"), Key: key}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := content.ParsePrivateKey(readVector(t, "test_private_key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := content.OpenSessionKey(rel.Release.SessionKey, &priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := api.Local().Upload(ctx, bytes.NewReader(sk.Encrypt(nil)), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := content.SealChecksum(priv, content.SHA256Hex(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := adminapi.CreateReleaseRequest{Version: "1.0.3", ZipCID: rel.Release.ZipCID, Checksum: rel.Release.Checksum,
+		SessionKey: rel.Release.SessionKey, KeyID: rel.Release.KeyID}
+	for _, f := range rel.Release.Manifest {
+		req.Manifest = append(req.Manifest, adminapi.ReleaseFile{FileName: f.FileName, FileHash: f.FileHash, CID: f.CID})
+	}
+	req.Manifest = append(req.Manifest, adminapi.ReleaseFile{FileName: "empty.txt", FileHash: hash, CID: obj.CID})
+	_, err = api.Local().CreateRelease(ctx, "com.example.app", req)
+	var aerr *adminapi.Error
+	if !errors.As(err, &aerr) || aerr.Status != http.StatusBadRequest || !strings.Contains(aerr.Message, "1 file decrypting to nothing: empty.txt") {
+		t.Errorf("hand-made manifest with an empty file: %v", err)
+	}
+}

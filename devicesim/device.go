@@ -196,7 +196,9 @@ func (d *Device) userAgent() string {
 
 // info builds the device info object of every request (protocol
 // section 2). Android always sends install_source (empty when unknown);
-// iOS omits it.
+// iOS omits it. version_name names the current bundle as the plugin
+// build does (versionName: the native version on Android >= 8.51.23
+// while the builtin bundle runs).
 func (d *Device) info(st state) map[string]any {
 	m := map[string]any{
 		"platform":       d.platform(),
@@ -206,7 +208,7 @@ func (d *Device) info(st state) map[string]any {
 		"version_build":  d.VersionBuild,
 		"version_code":   d.VersionCode,
 		"version_os":     d.VersionOS,
-		"version_name":   st.Current,
+		"version_name":   d.versionName(st.Current),
 		"plugin_version": d.pluginVersion(),
 		"is_emulator":    d.IsEmulator,
 		"is_prod":        d.IsProd,

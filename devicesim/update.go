@@ -27,7 +27,10 @@ import (
 // download_fail for the target version. Like the plugin, the specific
 // stat names the current bundle, except per-file manifest failures
 // ("<version>:<file>") and set_fail (the target). A failed check also
-// sends download_fail. On success the bundle is in Dir/bundles/<version>,
+// sends download_fail. On Android a manifest file that decrypts to
+// nothing fails the download (ErrEmptyDecrypted, stat
+// download_manifest_file_fail), as the real plugin does. On success the
+// bundle is in Dir/bundles/<version>,
 // becomes current and stat "set" is sent. A version already present in
 // Dir/bundles is switched to without downloading. Previous bundles are
 // kept.
@@ -352,7 +355,7 @@ func (u *updater) manifest(raw any, sessionKey, dest string) error {
 			u.res.Downloaded = append(u.res.Downloaded, f.name)
 			u.res.BytesDownloaded += int64(len(body))
 			if u.pub != nil {
-				if body, err = sk.Decrypt(body); err != nil {
+				if body, err = u.decryptFile(sk, body); err != nil {
 					return u.failAbout("download_manifest_file_fail", about, err)
 				}
 			}
@@ -373,6 +376,21 @@ func (u *updater) manifest(raw any, sessionKey, dest string) error {
 	u.stat("download_manifest_complete", u.version, "")
 	u.stat("download_complete", u.version, "")
 	return nil
+}
+
+// ErrEmptyDecrypted is the failure of a manifest file that decrypts to
+// nothing on a device that refuses it (Android: "Empty decrypted data").
+var ErrEmptyDecrypted = errors.New(`decrypted file is empty (Android: "Empty decrypted data")`)
+
+// decryptFile decrypts one downloaded manifest file as the platform
+// does: Android refuses an empty result (refusesEmptyDecrypted), and the
+// whole manifest download fails with download_manifest_file_fail.
+func (u *updater) decryptFile(sk content.SessionKey, body []byte) ([]byte, error) {
+	plain, err := sk.Decrypt(body)
+	if err == nil && len(plain) == 0 && u.d.refusesEmptyDecrypted() {
+		return nil, ErrEmptyDecrypted
+	}
+	return plain, err
 }
 
 // reuseFile returns the current bundle's file at target when its bytes

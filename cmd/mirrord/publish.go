@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	register(command{name: "publish", args: "PATH", help: "Publish a release from a directory or a zip.\nWith --key the zip and every manifest file are encrypted (Capgo v2). With --session-key and\n--checksum, PATH is a zip the Capgo CLI already encrypted (`npx @capgo/cli bundle encrypt`).", setup: withOptions(cmdPublish)})
+	register(command{name: "publish", args: "PATH", help: "Publish a release from a directory or a zip.\nWith --key the zip and every manifest file are encrypted (Capgo v2); a bundle holding an empty file is then\nserved as a zip only, without a delta manifest (Capgo's Android plugin fails an encrypted manifest with an\nempty file). With --session-key and --checksum, PATH is a zip the Capgo CLI already encrypted\n(`npx @capgo/cli bundle encrypt`).", setup: withOptions(cmdPublish)})
 }
 
 type publishOptions struct {

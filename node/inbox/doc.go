@@ -16,6 +16,11 @@
 // seen without release.yaml is being copied: it waits for READY however
 // long the copy takes, so a half-copied bundle is never published.
 //
+// An encrypted bundle holding an empty file is published without a
+// delta manifest, as `mirrord publish` does (content.ManifestRefusesEmpty):
+// the log says so, and done/NAME.published.json names the files in
+// empty_files with the reason in no_manifest.
+//
 // A bundle naming an app the cluster does not know is refused (to
 // failed/, with the `mirrord app create` line to run) unless its
 // release.yaml says create_app: true.

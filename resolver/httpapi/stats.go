@@ -178,8 +178,8 @@ func (a *API) statsSingle(w http.ResponseWriter, s scanned) {
 	a.keep(s.outs)
 	if o.code == resolver.CodeVersionNotFound {
 		// Capgo spreads moreInfo into the body of a 200 error.
-		writeJSON(w, http.StatusOK, map[string]any{"error": o.code, "message": o.msg,
-			"app_id": o.ev.AppID, "version_name": o.ev.VersionName})
+		writeJSON(w, http.StatusOK, versionNotFound{Error: o.code, Message: o.msg,
+			AppID: o.ev.AppID, VersionName: o.ev.VersionName})
 		return
 	}
 	writeRaw(w, http.StatusOK, okBody)
@@ -276,6 +276,15 @@ func refusalBody(ref resolver.Refusal) map[string]any {
 		more = map[string]any{}
 	}
 	return map[string]any{"error": ref.Code, "message": ref.Message, "moreInfo": more}
+}
+
+// versionNotFound is the answer to one event about a version the app
+// does not have: Capgo's 200 error with its moreInfo spread in.
+type versionNotFound struct {
+	Error       string `json:"error"`
+	Message     string `json:"message"`
+	AppID       string `json:"app_id"`
+	VersionName string `json:"version_name"`
 }
 
 type statResult struct {

@@ -209,11 +209,11 @@ func (a *API) statsBatch(w http.ResponseWriter, s scanned) {
 }
 
 // keep counts the counted events and stores them, and stores the
-// ignored ones with their marker; events with an error of their own are
-// dropped.
+// ignored ones with their marker (grouped by marker, in the order the
+// markers first appear); events with an error of their own are dropped.
 func (a *API) keep(outs []statOutcome) {
 	counted := make([]json.RawMessage, 0, len(outs))
-	var ignored map[string][]json.RawMessage
+	var ignored []ignoredGroup
 	for i := range outs {
 		o := &outs[i]
 		v := o.verdict
@@ -225,10 +225,7 @@ func (a *API) keep(outs []statOutcome) {
 			continue
 		}
 		if !v.Count {
-			if ignored == nil {
-				ignored = map[string][]json.RawMessage{}
-			}
-			ignored[v.Ignored] = append(ignored[v.Ignored], line)
+			ignored = addIgnored(ignored, v.Ignored, line)
 			continue
 		}
 		counted = append(counted, line)
@@ -249,11 +246,27 @@ func (a *API) keep(outs []statOutcome) {
 			a.log.Warn("stats append failed", "err", err, "events", len(counted))
 		}
 	}
-	for reason, evs := range ignored {
-		if err := a.stats.AppendIgnored(reason, evs); err != nil {
-			a.log.Warn("stats append failed", "err", err, "events", len(evs), "ignored", reason)
+	for _, g := range ignored {
+		if err := a.stats.AppendIgnored(g.reason, g.events); err != nil {
+			a.log.Warn("stats append failed", "err", err, "events", len(g.events), "ignored", g.reason)
 		}
 	}
+}
+
+// ignoredGroup are the ignored events of a request with one marker.
+type ignoredGroup struct {
+	reason string
+	events []json.RawMessage
+}
+
+func addIgnored(gs []ignoredGroup, reason string, line json.RawMessage) []ignoredGroup {
+	for i := range gs {
+		if gs[i].reason == reason {
+			gs[i].events = append(gs[i].events, line)
+			return gs
+		}
+	}
+	return append(gs, ignoredGroup{reason: reason, events: []json.RawMessage{line}})
 }
 
 // oneLine returns the event as one line: as sent when it already is,

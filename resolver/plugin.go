@@ -75,3 +75,31 @@ func mustSemver(s string) state.Semver {
 	}
 	return v
 }
+
+// Plugins before these versions report download_fail when an update
+// check found no new version (capgo-protocol section 3.2, Capgo's
+// plugins/stats.ts shouldRecordStatsAction).
+var (
+	downloadFailFixed   = mustSemver("7.17.0")
+	downloadFailFixedV6 = mustSemver("6.14.25")
+)
+
+// PluginReportsNoUpdateAsFailure reports whether a download_fail from
+// this plugin may only mean "there was no new version": plugins below
+// 7.17.0 on major 7, below 6.14.25 on major 6, every older major, and a
+// plugin_version that is not a version at all (empty included). Capgo
+// drops such events; the device API keeps them out of the fleet
+// counters and the halt policy. Majors from 8 on are fixed.
+//
+// A pre-release ranks below its release, as in Capgo's greaterOrEqual:
+// 7.17.0-beta.1 still sends the legacy event.
+func PluginReportsNoUpdateAsFailure(pluginVersion string) bool {
+	v, ok := state.ParseSemver(pluginVersion)
+	if !ok {
+		return true
+	}
+	if v.Major == 6 {
+		return v.Less(downloadFailFixedV6)
+	}
+	return v.Less(downloadFailFixed)
+}

@@ -3,6 +3,8 @@ package resolver
 import (
 	"net/url"
 	"strings"
+
+	"mirrord/consensus/state"
 )
 
 // Request is the device info object the plugin sends to the update,
@@ -35,41 +37,147 @@ func (r *Request) Normalize() {
 }
 
 // Validate reports what Capgo rejects with HTTP 400 before any decision
-// (capgo-protocol section 3.5, last bullets): a missing device_id or
-// app_id, a device_id that is not a UUID (checked in lower case, since
-// Normalize lower-cases it) or an app_id that is not a reverse domain
-// name. It returns the error code and a message, or ("", "").
+// on /updates (capgo-protocol section 3.5, last bullets): a missing
+// device_id or app_id, a device_id that is not a UUID (checked in lower
+// case, since Normalize lower-cases it) or an app_id that is not a
+// reverse domain name. It returns the error code and a message, or
+// ("", "").
 //
 // mirrord is more tolerant than Capgo on purpose (capgo-protocol
 // section 10): a missing version_name, platform or plugin_version is
-// left to Resolve, which answers it with HTTP 200.
+// left to Resolve, which answers it with HTTP 200, and so is a
+// version_build that is not a version (200 semver_error; see
+// docs/capgo-compat.md).
 func (r *Request) Validate() (code, message string) {
-	return r.validate(CodeInvalidJSONBody, true)
+	ref := r.Check(UpdateChecks)
+	return ref.Code, ref.Message
 }
 
 // ValidateQuery is Validate for the channel_self requests whose fields
 // come as query parameters (GET listChannels, DELETE unsetChannel from
 // old plugins). Capgo names the format error invalid_query_parameters
-// there, and the GET list does not need a device id (requireDevice
-// false skips every device_id check).
+// there, and the GET list does not need a device id but a platform
+// (requireDevice false selects the GET checks).
 func (r *Request) ValidateQuery(requireDevice bool) (code, message string) {
-	return r.validate(CodeInvalidQueryParams, requireDevice)
+	c := ChannelListChecks
+	if requireDevice {
+		c = ChannelDeleteChecks
+	}
+	ref := r.Check(c)
+	return ref.Code, ref.Message
 }
 
-func (r *Request) validate(invalid string, requireDevice bool) (code, message string) {
-	if requireDevice && r.DeviceID == "" {
-		return CodeMissingDeviceID, "Cannot find device_id"
+// Checks selects what Request.Check refuses. Capgo's parsePluginBody
+// checks in this order: device_id present (when Device), app_id
+// present, version_build a version (when VersionBuild and it is not
+// empty), then the format of device_id and app_id and (when Platform)
+// the platform.
+type Checks struct {
+	// Invalid is the code of a malformed field: invalid_json_body for
+	// bodies, invalid_query_parameters for query strings.
+	Invalid string
+	// Device requires a device_id (all but GET channel_self).
+	Device bool
+	// VersionBuild refuses a version_build that is not a version with
+	// 400 semver_error.
+	VersionBuild bool
+	// Platform requires ios, android or electron.
+	Platform bool
+}
+
+// The checks of each device endpoint.
+var (
+	// UpdateChecks: POST /updates leaves version_build and platform to
+	// Resolve, which answers them with HTTP 200.
+	UpdateChecks = Checks{Invalid: CodeInvalidJSONBody, Device: true}
+	// ChannelBodyChecks: POST and PUT /channel_self. The platform is
+	// left to ChannelSet/ChannelGet (200 invalid_platform, as before).
+	ChannelBodyChecks = Checks{Invalid: CodeInvalidJSONBody, Device: true, VersionBuild: true}
+	// ChannelDeleteChecks: DELETE /channel_self from query parameters.
+	ChannelDeleteChecks = Checks{Invalid: CodeInvalidQueryParams, Device: true, VersionBuild: true}
+	// ChannelListChecks: GET /channel_self (no device needed).
+	ChannelListChecks = Checks{Invalid: CodeInvalidQueryParams, VersionBuild: true, Platform: true}
+)
+
+// Refusal is a 400 answer: Capgo's {"error","message","moreInfo"}.
+// Code is "" when the request passed.
+type Refusal struct {
+	Code    string
+	Message string
+	// MoreInfo is the moreInfo object, nil for none.
+	MoreInfo map[string]any
+}
+
+// EmptyRefusal is the answer to a body or query that carries no field
+// at all ({}, null, [] or no query string): Capgo's "Cannot parse body"
+// under the endpoint's invalid code.
+func EmptyRefusal(c Checks) Refusal {
+	return Refusal{Code: c.Invalid, Message: "Cannot parse body", MoreInfo: map[string]any{"body": map[string]any{}}}
+}
+
+// Check applies c to r in Capgo's order (see Checks).
+func (r *Request) Check(c Checks) Refusal {
+	if c.Device && r.DeviceID == "" {
+		return Refusal{Code: CodeMissingDeviceID, Message: "Cannot find device_id"}
 	}
 	if r.AppID == "" {
-		return CodeMissingAppID, "Cannot find app_id"
+		return Refusal{Code: CodeMissingAppID, Message: "Cannot find app_id"}
 	}
-	if requireDevice && !isUUID(strings.ToLower(r.DeviceID)) {
-		return invalid, "device_id must be a UUID"
+	if c.VersionBuild && !ValidVersionBuild(r.VersionBuild) {
+		return SemverRefusal(r.VersionBuild)
+	}
+	if c.Device && !isUUID(strings.ToLower(r.DeviceID)) {
+		return Refusal{Code: c.Invalid, Message: "device_id must be a UUID"}
 	}
 	if !isReverseDomain(r.AppID) {
-		return invalid, "app_id must be a reverse domain name such as com.example.app"
+		return Refusal{Code: c.Invalid, Message: "app_id must be a reverse domain name such as com.example.app"}
 	}
-	return "", ""
+	if c.Platform && !knownPlatform(r.Platform) {
+		return Refusal{Code: c.Invalid, Message: "platform must be ios, android or electron",
+			MoreInfo: map[string]any{"platform": r.Platform}}
+	}
+	return Refusal{}
+}
+
+// SemverRefusal is Capgo's 400 semver_error for a version_build that is
+// not a version.
+func SemverRefusal(versionBuild string) Refusal {
+	return Refusal{Code: CodeSemver,
+		Message: "Native version: " + versionBuild + " doesn't follow semver convention, please check " +
+			"https://capgo.app/semver_tester/ to learn more about semver usage in Capgo",
+		MoreInfo: map[string]any{"version_build": versionBuild}}
+}
+
+// ValidVersionBuild reports whether a version_build passes Capgo's body
+// check: empty (not sent), or a version once coerced ("1" is 1.0.0,
+// "1.2" is 1.2.0). "unknown" is not a version. A plain x.y.z is
+// recognised without allocating (the stats hot path).
+func ValidVersionBuild(s string) bool {
+	if s == "" || isPlainSemver(s) {
+		return true
+	}
+	_, ok := state.CoerceSemver(s)
+	return ok
+}
+
+// isPlainSemver matches ^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$.
+func isPlainSemver(s string) bool {
+	parts, start := 0, 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != '.' {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+			continue
+		}
+		n := s[start:i]
+		if n == "" || len(n) > 1 && n[0] == '0' {
+			return false
+		}
+		parts++
+		start = i + 1
+	}
+	return parts == 3
 }
 
 // isUUID reports whether s has the lower-case 8-4-4-4-12 hex form. The

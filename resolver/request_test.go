@@ -75,7 +75,8 @@ func TestValidateQuery(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := Request{DeviceID: tt.deviceID, AppID: tt.appID}
+			// The list also needs a platform (TestCheckOrder covers it).
+			r := Request{DeviceID: tt.deviceID, AppID: tt.appID, Platform: "ios"}
 			if code, _ := r.ValidateQuery(tt.requireDevice); code != tt.want {
 				t.Errorf("ValidateQuery(%v) = %q, want %q", tt.requireDevice, code, tt.want)
 			}

@@ -170,6 +170,22 @@ func (l *Log) dropExpired(now time.Time) error {
 // Append writes events, one JSON object per line, each prefixed by the
 // time it was received.
 func (l *Log) Append(events []json.RawMessage) error {
+	return l.append("", events)
+}
+
+// AppendIgnored writes events that were received but deliberately not
+// counted (for example a legacy plugin's download_fail that only means
+// "no new version"), each line marked with reason in its "ignored"
+// field. Lines without the field, including every line written before
+// it existed, are counted events.
+func (l *Log) AppendIgnored(reason string, events []json.RawMessage) error {
+	if reason == "" {
+		return errors.New("statslog: AppendIgnored needs a reason")
+	}
+	return l.append(reason, events)
+}
+
+func (l *Log) append(ignored string, events []json.RawMessage) error {
 	now := time.Now().UnixMilli()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -179,6 +195,10 @@ func (l *Log) Append(events []json.RawMessage) error {
 	for _, ev := range events {
 		line := append(l.line[:0], `{"received":`...)
 		line = strconv.AppendInt(line, now, 10)
+		if ignored != "" {
+			line = append(line, `,"ignored":`...)
+			line = strconv.AppendQuote(line, ignored)
+		}
 		line = append(line, `,"event":`...)
 		line = append(line, ev...)
 		line = append(line, "}\n"...)
@@ -207,9 +227,25 @@ func (l *Log) Size() int64 {
 	return total + l.size
 }
 
+// Record is one stored event.
+type Record struct {
+	Received time.Time
+	// Ignored is the reason the event was not counted, "" for a counted
+	// event (and for every event of logs written before the marker).
+	Ignored string
+	Event   json.RawMessage
+}
+
 // Events calls fn for every stored event, oldest first, until fn returns
-// false. Buffered events are flushed first.
+// false. Buffered events are flushed first. Ignored events are included;
+// Records tells them apart.
 func (l *Log) Events(fn func(received time.Time, event json.RawMessage) bool) error {
+	return l.Records(func(r Record) bool { return fn(r.Received, r.Event) })
+}
+
+// Records calls fn for every stored event with its marker, oldest first,
+// until fn returns false. Buffered events are flushed first.
+func (l *Log) Records(fn func(Record) bool) error {
 	l.mu.Lock()
 	if l.w != nil {
 		if err := l.w.Flush(); err != nil {
@@ -223,31 +259,41 @@ func (l *Log) Events(fn func(received time.Time, event json.RawMessage) bool) er
 	}
 	l.mu.Unlock()
 	for _, n := range names {
-		f, err := os.Open(filepath.Join(l.cfg.Dir, n))
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue // dropped by rotation meanwhile
-			}
-			return fmt.Errorf("statslog: %w", err)
+		more, err := readSegment(filepath.Join(l.cfg.Dir, n), fn)
+		if err != nil || !more {
+			return err
 		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		for sc.Scan() {
-			var rec struct {
-				Received int64           `json:"received"`
-				Event    json.RawMessage `json:"event"`
-			}
-			if json.Unmarshal(sc.Bytes(), &rec) != nil {
-				continue // a torn last line after a crash
-			}
-			if !fn(time.UnixMilli(rec.Received), rec.Event) {
-				f.Close()
-				return nil
-			}
-		}
-		f.Close()
 	}
 	return nil
+}
+
+// readSegment calls fn for each event of one segment file; more is false
+// once fn asked to stop. A segment dropped meanwhile reads as empty.
+func readSegment(path string, fn func(Record) bool) (more bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return true, nil // dropped by rotation meanwhile
+		}
+		return false, fmt.Errorf("statslog: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var rec struct {
+			Received int64           `json:"received"`
+			Ignored  string          `json:"ignored"`
+			Event    json.RawMessage `json:"event"`
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) != nil {
+			continue // a torn last line after a crash
+		}
+		if !fn(Record{Received: time.UnixMilli(rec.Received), Ignored: rec.Ignored, Event: rec.Event}) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // Close flushes and closes the log. It is idempotent.

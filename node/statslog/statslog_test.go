@@ -128,3 +128,60 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("events %d first %s", n, first)
 	}
 }
+
+// TestIgnoredMarker: ignored events carry their reason through a reopen,
+// counted ones carry none, and a segment written before the marker
+// existed reads as counted events.
+func TestIgnoredMarker(t *testing.T) {
+	dir := t.TempDir()
+	old := `{"received":1,"event":{"N":0,"action":"download_fail"}}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "00000000000000000001.jsonl"), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Dir: dir, MaxBytes: 1 << 20, FlushInterval: time.Hour}
+	l, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append([]json.RawMessage{json.RawMessage(`{"N":1,"action":"set"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AppendIgnored(`legacy_download_fail`, []json.RawMessage{
+		json.RawMessage(`{"N":2,"action":"download_fail"}`), json.RawMessage(`{"N":3,"action":"download_fail"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AppendIgnored("", []json.RawMessage{json.RawMessage(`{"N":4}`)}); err == nil {
+		t.Fatal("AppendIgnored without a reason was accepted")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var got []string
+	err = l.Records(func(r Record) bool {
+		var e struct{ N int }
+		if err := json.Unmarshal(r.Event, &e); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d:%s", e.N, r.Ignored))
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[0: 1: 2:legacy_download_fail 3:legacy_download_fail]"; fmt.Sprint(got) != want {
+		t.Fatalf("records %v, want %s", got, want)
+	}
+	if n, _, _ := count(t, l); n != 4 {
+		t.Fatalf("Events saw %d events, want 4 (ignored ones included)", n)
+	}
+	// Stopping early stops.
+	seen := 0
+	if err := l.Records(func(Record) bool { seen++; return false }); err != nil || seen != 1 {
+		t.Fatalf("early stop: %d records, %v", seen, err)
+	}
+}

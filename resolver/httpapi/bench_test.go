@@ -159,7 +159,8 @@ func (c *countOnly) CountEvent(string, string, string) { c.events.Add(1) }
 
 type discardStats struct{}
 
-func (discardStats) Append([]json.RawMessage) error { return nil }
+func (discardStats) Append([]json.RawMessage) error                { return nil }
+func (discardStats) AppendIgnored(string, []json.RawMessage) error { return nil }
 
 // BenchmarkUpdateCheckTargeting compares the server-side cost of an
 // update check on a plain channel with the same check while the channel

@@ -10,7 +10,7 @@ import (
 
 func (a *API) handleChannelSet(w http.ResponseWriter, r *http.Request) {
 	var req resolver.Request
-	if !a.decodeRequest(w, r, &req) {
+	if !a.decodeRequest(w, r, &req, resolver.ChannelBodyChecks) {
 		return
 	}
 	a.answerChannel(w, r, req, resolver.ChannelSet(a.state.State().App(req.AppID), req))
@@ -18,14 +18,14 @@ func (a *API) handleChannelSet(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) handleChannelGet(w http.ResponseWriter, r *http.Request) {
 	var req resolver.Request
-	if !a.decodeRequest(w, r, &req) {
+	if !a.decodeRequest(w, r, &req, resolver.ChannelBodyChecks) {
 		return
 	}
 	a.answerChannel(w, r, req, resolver.ChannelGet(a.state.State().App(req.AppID), req))
 }
 
 func (a *API) handleChannelList(w http.ResponseWriter, r *http.Request) {
-	req, ok := requestFromQuery(w, r.URL.Query(), false)
+	req, ok := requestFromQuery(w, r.URL.Query(), resolver.ChannelListChecks)
 	if !ok {
 		return
 	}
@@ -43,12 +43,12 @@ func (a *API) handleChannelDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(bytes.TrimSpace(buf.Bytes())) > 0 {
-		if !decodeInto(w, buf.Bytes(), &req) {
+		if !decodeInto(w, buf.Bytes(), &req, resolver.ChannelBodyChecks) {
 			return
 		}
 	} else {
 		var ok bool
-		if req, ok = requestFromQuery(w, r.URL.Query(), true); !ok {
+		if req, ok = requestFromQuery(w, r.URL.Query(), resolver.ChannelDeleteChecks); !ok {
 			return
 		}
 	}
@@ -56,11 +56,16 @@ func (a *API) handleChannelDelete(w http.ResponseWriter, r *http.Request) {
 }
 
 // requestFromQuery builds a device request from query parameters (GET
-// and DELETE channel_self send the info fields stringified).
-func requestFromQuery(w http.ResponseWriter, q url.Values, requireDevice bool) (resolver.Request, bool) {
+// and DELETE channel_self send the info fields stringified) and checks
+// it. No query at all is Capgo's "Cannot parse body".
+func requestFromQuery(w http.ResponseWriter, q url.Values, c resolver.Checks) (resolver.Request, bool) {
+	if len(q) == 0 {
+		writeJSON(w, http.StatusBadRequest, refusalBody(resolver.EmptyRefusal(c)))
+		return resolver.Request{}, false
+	}
 	req := resolver.RequestFromQuery(q)
-	if code, msg := req.ValidateQuery(requireDevice); code != "" {
-		writeJSON(w, http.StatusBadRequest, errBody(code, msg))
+	if ref := req.Check(c); ref.Code != "" {
+		writeJSON(w, http.StatusBadRequest, refusalBody(ref))
 		return req, false
 	}
 	return req, true

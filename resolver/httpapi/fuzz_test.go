@@ -35,7 +35,7 @@ func FuzzStats(f *testing.F) {
 	f.Add([]byte(`[{"action":"set"},{"action":"unknown_thing"},3]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		w := fx.do("POST", "/stats", string(body))
-		if w.Code != 200 && w.Code != 400 && w.Code != 413 {
+		if w.Code != 200 && w.Code != 400 && w.Code != 413 && w.Code != 429 {
 			t.Fatalf("HTTP %d for %q", w.Code, body)
 		}
 	})
@@ -57,17 +57,34 @@ func FuzzChannelQuery(f *testing.F) {
 	})
 }
 
-// FuzzStatsBody: any body gets 200 or 400, 400 exactly when it is not
-// JSON, and never a panic.
+// FuzzStatsBody: any body gets 200, 400 exactly when it is not JSON or
+// is one event whose version_build is not a version, 429
+// on_premise_app only for one event of an unknown app, and never a
+// panic.
 func FuzzStatsBody(f *testing.F) {
-	for _, s := range []string{fmt.Sprintf(statEv, "set"), "[" + fmt.Sprintf(statEv, "x") + `,{}]`, `[]`, `{`, `null`, `[1,"a",{"action":"set"}]`} {
+	for _, s := range []string{fmt.Sprintf(statEv, "set"), "[" + fmt.Sprintf(statEv, "x") + `,{}]`, `[]`, `{`, `null`, `[1,"a",{"action":"set"}]`,
+		`{"action":"set","app_id":"com.other.app","device_id":"d"}`, `{"action":"set","app_id":"com.example.app","device_id":"d","version_build":"x"}`} {
 		f.Add(s)
 	}
 	fx := newFixture(f, 10)
 	f.Fuzz(func(t *testing.T, body string) {
 		w := fx.do("POST", "/stats", body)
-		valid := json.Valid(bytes.TrimSpace([]byte(body)))
-		if (w.Code == 400) == valid || (w.Code != 200 && w.Code != 400 && w.Code != 413) {
+		b := bytes.TrimSpace([]byte(body))
+		valid := json.Valid(b)
+		var ans struct{ Error string }
+		_ = json.Unmarshal(w.Body.Bytes(), &ans)
+		ok := false
+		switch w.Code {
+		case 200:
+			ok = valid
+		case 400:
+			ok = !valid || ans.Error == "semver_error" && b[0] == '{'
+		case 429:
+			ok = valid && b[0] == '{' && ans.Error == "on_premise_app"
+		case 413:
+			ok = true
+		}
+		if !ok || !json.Valid(w.Body.Bytes()) {
 			t.Fatalf("body %q: %d %s", body, w.Code, w.Body)
 		}
 	})
@@ -81,6 +98,8 @@ func FuzzScanStatEvent(f *testing.F) {
 		`{"app_id":5}`, `{"\u0061ction":"esc","device_id":"\u00e9\ud83d\ude00"}`, `{"version_name":"a\"b\\c"}`,
 		`{"x":{"action":"nested"},"y":[1,{"a":"]"}],"action":"top"}`, "{\"action\":\"\xff\xfe\"}",
 		`{"ſction":"fold"}`, ` { "action" : "sp" , "app_id" : "a" } `,
+		`{"action":"download_fail","plugin_version":"7.16.9","version_build":"1.0","PLUGIN_VERSION":null}`,
+		`{"Version_Build":"x","plugin_version":7}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -91,12 +110,20 @@ func FuzzScanStatEvent(f *testing.F) {
 		}
 		var want statEvent
 		werr := json.Unmarshal(b, &want)
-		got, gerr := scanStatEvent(b)
+		got, gerr := scanStatEvent(b, nil)
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("%q: encoding/json err %v, scanner err %v", b, werr, gerr)
 		}
 		if werr == nil && got != want {
 			t.Fatalf("%q: scanner %+v, encoding/json %+v", b, got, want)
+		}
+		// The event before in a batch only saves copies: with any prev,
+		// the same event reads the same.
+		for _, prev := range []*statEvent{&got, {Action: "set", AppID: "com.example.app", VersionName: "1.0.1"}} {
+			again, aerr := scanStatEvent(b, prev)
+			if (aerr == nil) != (gerr == nil) || again != got {
+				t.Fatalf("%q with prev %+v: %+v %v, without: %+v %v", b, prev, again, aerr, got, gerr)
+			}
 		}
 	})
 }

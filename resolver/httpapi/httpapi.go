@@ -32,9 +32,14 @@ type Objects interface {
 	OpenCached(ctx context.Context, c cid.Cid, opt object.OpenOptions) (object.File, error)
 }
 
-// StatsSink keeps device events. Each event is one JSON object.
+// StatsSink keeps device events. Each event is one JSON object on one
+// line.
 type StatsSink interface {
+	// Append keeps events that were counted.
 	Append(events []json.RawMessage) error
+	// AppendIgnored keeps events that were deliberately not counted,
+	// marked with reason (one of the resolver.Ignored* markers).
+	AppendIgnored(reason string, events []json.RawMessage) error
 }
 
 // Overrides writes server-side device channel overrides (old plugins).
@@ -166,29 +171,48 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer
 	return true
 }
 
-// decodeRequest reads and validates a device info body. It writes the
-// error answer itself and returns ok=false on failure.
-func (a *API) decodeRequest(w http.ResponseWriter, r *http.Request, req *resolver.Request) bool {
+// decodeRequest reads and validates a device info body with the
+// endpoint's checks. It writes the error answer itself and returns
+// ok=false on failure.
+func (a *API) decodeRequest(w http.ResponseWriter, r *http.Request, req *resolver.Request, c resolver.Checks) bool {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
 	if !a.readBody(w, r, buf) {
 		return false
 	}
-	return decodeInto(w, buf.Bytes(), req)
+	return decodeInto(w, buf.Bytes(), req, c)
 }
 
-func decodeInto(w http.ResponseWriter, body []byte, req *resolver.Request) bool {
+func decodeInto(w http.ResponseWriter, body []byte, req *resolver.Request, c resolver.Checks) bool {
+	if emptyJSON(body) {
+		writeJSON(w, http.StatusBadRequest, refusalBody(resolver.EmptyRefusal(c)))
+		return false
+	}
 	if err := json.Unmarshal(body, req); err != nil {
 		writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "body is not a JSON device info object: "+err.Error()))
 		return false
 	}
 	req.Normalize()
-	if code, msg := req.Validate(); code != "" {
-		writeJSON(w, http.StatusBadRequest, errBody(code, msg))
+	if ref := req.Check(c); ref.Code != "" {
+		writeJSON(w, http.StatusBadRequest, refusalBody(ref))
 		return false
 	}
 	return true
+}
+
+// emptyJSON reports whether body is a JSON value that carries no field:
+// {}, [] or null (whitespace aside). Capgo answers these "Cannot parse
+// body" before looking for device_id.
+func emptyJSON(body []byte) bool {
+	b := bytes.TrimSpace(body)
+	if string(b) == "null" {
+		return true
+	}
+	if len(b) < 2 || !(b[0] == '{' && b[len(b)-1] == '}' || b[0] == '[' && b[len(b)-1] == ']') {
+		return false
+	}
+	return len(bytes.TrimSpace(b[1:len(b)-1])) == 0
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

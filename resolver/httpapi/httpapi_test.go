@@ -26,14 +26,25 @@ type fixedState struct{ st *state.State }
 func (f fixedState) State() *state.State { return f.st }
 
 type memStats struct {
-	mu     sync.Mutex
-	events []json.RawMessage
+	mu      sync.Mutex
+	events  []json.RawMessage
+	ignored map[string][]json.RawMessage
 }
 
 func (m *memStats) Append(ev []json.RawMessage) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.events = append(m.events, ev...)
+	return nil
+}
+
+func (m *memStats) AppendIgnored(reason string, ev []json.RawMessage) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ignored == nil {
+		m.ignored = map[string][]json.RawMessage{}
+	}
+	m.ignored[reason] = append(m.ignored[reason], ev...)
 	return nil
 }
 

@@ -45,15 +45,20 @@ func splitArray(b []byte) ([]json.RawMessage, bool) {
 }
 
 // scanStatEvent reads the checked fields (action, app_id, device_id,
-// version_name) of one stats event, which must be valid JSON (the
-// caller's decoder validated the whole body). It walks the top-level
-// object once instead of running encoding/json's reflection decoder over
-// the whole event, which dominated the cost of ingesting stats. Its
-// results equal json.Unmarshal into statEvent, including
-// case-insensitive and escaped keys, the last duplicate winning, null
-// leaving a field empty and invalid UTF-8 replaced (FuzzScanStatEvent
-// checks this against encoding/json).
-func scanStatEvent(ev []byte) (statEvent, error) {
+// version_name, version_build, plugin_version) of one stats event, which
+// must be valid JSON (the caller's decoder validated the whole body). It
+// walks the top-level object once instead of running encoding/json's
+// reflection decoder over the whole event, which dominated the cost of
+// ingesting stats. Its results equal json.Unmarshal into statEvent,
+// including case-insensitive and escaped keys, the last duplicate
+// winning, null leaving a field empty and invalid UTF-8 replaced
+// (FuzzScanStatEvent checks this against encoding/json).
+//
+// prev, if not nil, is the event before in the same batch: a plain
+// value equal to prev's is shared rather than copied. A plugin's batch
+// comes from one device about one app, so most fields repeat and the
+// scan allocates little beyond the first event.
+func scanStatEvent(ev []byte, prev *statEvent) (statEvent, error) {
 	var e statEvent
 	i := skipWS(ev, 0)
 	if i >= len(ev) || ev[i] != '{' {
@@ -78,9 +83,17 @@ func scanStatEvent(ev []byte) (statEvent, error) {
 		if vEnd < 0 {
 			return e, errors.New("bad value")
 		}
-		if dst := e.field(key); dst != nil {
-			if err := decodeString(ev[i:vEnd], dst); err != nil {
+		if f := statField(key); f >= 0 {
+			var same string
+			if prev != nil {
+				same = prev.get(f)
+			}
+			v, isNull, err := decodeString(ev[i:vEnd], f, same)
+			if err != nil {
 				return e, err
+			}
+			if !isNull {
+				e.set(f, v)
 			}
 		}
 		i = skipWS(ev, vEnd)
@@ -98,19 +111,75 @@ func scanStatEvent(ev []byte) (statEvent, error) {
 	return e, errors.New("unterminated object")
 }
 
-// field returns where a key's value goes, or nil for keys not checked.
-// Keys match case-insensitively, as encoding/json matches struct fields.
-func (e *statEvent) field(rawKey []byte) *string {
+// statFields are the JSON names of the checked fields, in the order of
+// statEvent.at.
+var statFields = [...]string{"action", "app_id", "device_id", "version_name", "version_build", "plugin_version"}
+
+// get returns the field numbered f (an index of statFields).
+func (e statEvent) get(f int) string {
+	switch f {
+	case 0:
+		return e.Action
+	case 1:
+		return e.AppID
+	case 2:
+		return e.DeviceID
+	case 3:
+		return e.VersionName
+	case 4:
+		return e.VersionBuild
+	}
+	return e.PluginVersion
+}
+
+// set stores v in the field numbered f.
+func (e *statEvent) set(f int, v string) {
+	switch f {
+	case 0:
+		e.Action = v
+	case 1:
+		e.AppID = v
+	case 2:
+		e.DeviceID = v
+	case 3:
+		e.VersionName = v
+	case 4:
+		e.VersionBuild = v
+	default:
+		e.PluginVersion = v
+	}
+}
+
+// pluginActions are the actions plugin 8.51.23 sends (capgo-protocol
+// section 6.3): their names are shared, not copied, when scanned.
+var pluginActions = func() map[string]string {
+	names := []string{"set", "set_fail", "set_next", "reset", "delete", "update_fail", "download_fail",
+		"download_10", "download_20", "download_30", "download_40", "download_50", "download_60",
+		"download_70", "download_80", "download_90", "download_complete", "download_zip_start",
+		"download_zip_complete", "download_manifest_start", "download_manifest_complete",
+		"download_manifest_file_fail", "download_manifest_checksum_fail", "download_manifest_brotli_fail",
+		"finish_download_fail", "checksum_fail", "checksum_required", "session_key_required", "decrypt_fail",
+		"unzip_fail", "low_mem_fail", "insufficient_disk_space", "app_moved_to_foreground",
+		"app_moved_to_background", "app_launch_start", "app_launch_ready", "app_launch_timeout",
+		"blocked_by_server_url", "rate_limit_reached", "os_version_changed", "native_app_version_changed",
+		"app_crash", "app_crash_native", "app_anr", "webview_javascript_error", "webview_unhandled_rejection",
+		"webview_resource_error", "webview_dom_content_loaded", "webview_page_loaded"}
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		m[n] = n
+	}
+	return m
+}()
+
+// statField returns the number of the field a key names, or -1 for
+// keys not checked. Keys match case-insensitively, as encoding/json
+// matches struct fields.
+func statField(rawKey []byte) int {
 	// Fast path: the plugin's own lower-case keys, without allocating.
-	switch string(rawKey) {
-	case "action":
-		return &e.Action
-	case "app_id":
-		return &e.AppID
-	case "device_id":
-		return &e.DeviceID
-	case "version_name":
-		return &e.VersionName
+	for f, name := range statFields {
+		if string(rawKey) == name {
+			return f
+		}
 	}
 	plain := true
 	for _, c := range rawKey {
@@ -120,48 +189,60 @@ func (e *statEvent) field(rawKey []byte) *string {
 		}
 	}
 	if plain {
-		return nil // lower-case ASCII and none of the above
+		return -1 // lower-case ASCII and none of the above
 	}
 	key := string(rawKey)
 	if strings.IndexByte(key, '\\') >= 0 || !utf8.ValidString(key) {
 		var k string
 		if json.Unmarshal(append(append([]byte{'"'}, rawKey...), '"'), &k) != nil {
-			return nil
+			return -1
 		}
 		key = k
 	}
-	switch {
-	case strings.EqualFold(key, "action"):
-		return &e.Action
-	case strings.EqualFold(key, "app_id"):
-		return &e.AppID
-	case strings.EqualFold(key, "device_id"):
-		return &e.DeviceID
-	case strings.EqualFold(key, "version_name"):
-		return &e.VersionName
+	for f, name := range statFields {
+		if strings.EqualFold(key, name) {
+			return f
+		}
 	}
-	return nil
+	return -1
 }
 
-// decodeString stores a JSON string value in dst; null leaves dst as it
-// is, as encoding/json does.
-func decodeString(v []byte, dst *string) error {
+// decodeString decodes a JSON string value of field f; isNull reports a
+// null, which leaves the field as it is, as encoding/json does. A plain
+// value equal to same, or naming a plugin action, is returned without a
+// copy.
+func decodeString(v []byte, f int, same string) (s string, isNull bool, err error) {
 	switch {
 	case len(v) == 4 && string(v) == "null":
-		return nil
+		return "", true, nil
 	case len(v) < 2 || v[0] != '"':
-		return errFieldType
+		return "", false, errFieldType
 	}
 	body := v[1 : len(v)-1]
 	for _, c := range body {
 		if c == '\\' || c >= utf8.RuneSelf {
 			// Escapes or non-ASCII: let encoding/json unquote it (it
 			// also replaces invalid UTF-8).
-			return json.Unmarshal(v, dst)
+			return unquote(v)
 		}
 	}
-	*dst = string(body)
-	return nil
+	if string(body) == same {
+		return same, false, nil
+	}
+	if f == 0 {
+		if a, ok := pluginActions[string(body)]; ok {
+			return a, false, nil
+		}
+	}
+	return string(body), false, nil
+}
+
+// unquote is decodeString's slow path (kept apart so that only it pays
+// for the string encoding/json writes to).
+func unquote(v []byte) (string, bool, error) {
+	var s string
+	err := json.Unmarshal(v, &s)
+	return s, false, err
 }
 
 func skipWS(b []byte, i int) int {

@@ -51,7 +51,7 @@ func (a *API) handleUpdates(w http.ResponseWriter, r *http.Request) {
 		defer func() { o.ObserveCheck(outcome, time.Since(start)) }()
 	}
 	var req resolver.Request
-	if !a.decodeRequest(w, r, &req) {
+	if !a.decodeRequest(w, r, &req, resolver.UpdateChecks) {
 		return
 	}
 	st := a.state.State()

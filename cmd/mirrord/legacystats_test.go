@@ -1,0 +1,108 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mirrord/consensus/consensustest"
+	"mirrord/consensus/state"
+)
+
+// TestLegacyDownloadFailCluster is issue 12's cluster must-show: on three
+// nodes, a 20% rollout with a halt policy stays active through 200
+// legacy download_fail events (plugins 7.16.9 and 6.14.24 send it when
+// there was no new version), which reach every node's event log only
+// marked as ignored; then 60 real failures from 8.51 devices halt it.
+func TestLegacyDownloadFailCluster(t *testing.T) {
+	vec := vectors(t)
+	a := startNodeWith(t, "", fastStats)
+	tok := strings.Fields(a.cli(t, "cluster", "token"))[0]
+	b := joinNode(t, a.url, tok, fastStats)
+	c := joinNode(t, b.url, tok, fastStats)
+	nodes := []*testNode{a, b, c}
+
+	const app = "com.example.legacy"
+	a.cli(t, "app", "create", app)
+	a.cli(t, "publish", "--app", app, "--version", "1.0.1", "--channel", "production", filepath.Join(vec, "src-1.0.1"))
+	a.cli(t, "publish", "--app", app, "--version", "1.0.2", filepath.Join(vec, "src-1.0.2"))
+	out := b.cli(t, "rollout", "start", app, "production", "--version", "1.0.2", "--percent", "20",
+		"--halt-failure-rate", "0.2", "--halt-min-events", "50")
+	if !strings.Contains(out, "1.0.2 to 20.00% of devices (active)") {
+		t.Fatalf("rollout start said:\n%s", out)
+	}
+	consensustest.WaitFor(t, "the rollout on every node", func() bool {
+		for _, n := range nodes {
+			if r := rolloutAt(t, n, app, "production").Rollout; r == nil || r.BasisPoints != 2000 {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second)
+
+	// 200 legacy download_fail about the rollout release, one event per
+	// request as these plugins send them, spread over the nodes. Counted,
+	// they alone would exceed the policy (rate 1.0 over 200 events).
+	fc := newFleetClient(t, app)
+	parallel(8, 200, func(i int) {
+		plugin := []string{"7.16.9", "6.14.24"}[i%2]
+		ev := statEvent(app, "legacy", "download_fail", "1.0.2", plugin, map[string]any{"device_id": deviceID(i)})
+		if ans := fc.post(nodes[i%3].url+"/stats", ev); ans["status"] != "ok" {
+			t.Errorf("legacy event %d: %v", i, ans)
+		}
+	})
+	// Then one install per node, after that node's legacy events: once
+	// the three are in the rollout's tally, every node has reported what
+	// it counted of the legacy events too.
+	for i, n := range nodes {
+		fc.stat(n.url, deviceID(1000+i), "set", "1.0.2")
+	}
+	consensustest.WaitFor(t, "the three installs reported by every node", func() bool {
+		return rolloutAt(t, c, app, "production").Since.Installs == 3
+	}, 20*time.Second)
+	for _, n := range nodes {
+		ri := rolloutAt(t, n, app, "production")
+		if r := ri.Rollout; r.State != state.RolloutActive || r.Halt != nil || ri.Since != (state.Tally{Installs: 3}) {
+			t.Fatalf("after 200 legacy download_fail, %s has rollout %+v tally %+v", n.url, r, ri.Since)
+		}
+	}
+	consensustest.WaitFor(t, "the legacy events in the event logs, marked", func() bool {
+		marked := 0
+		for _, n := range nodes {
+			for _, m := range statsLog(t, n.data)["legacy"] {
+				if m != "legacy_download_fail" {
+					t.Fatalf("a legacy event is logged as %q", m)
+				}
+				marked++
+			}
+		}
+		return marked == 200
+	}, 10*time.Second)
+
+	// 60 real failures from 8.51 devices halt it on every node.
+	parallel(8, 60, func(i int) {
+		action := []string{"update_fail", "download_fail"}[i%2]
+		fc.stat(nodes[i%3].url, deviceID(2000+i), action, "1.0.2")
+	})
+	consensustest.WaitFor(t, "the rollout paused on every node", func() bool {
+		for _, n := range nodes {
+			if r := rolloutAt(t, n, app, "production").Rollout; r.State != state.RolloutPaused || r.Halt == nil {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second)
+	ri := rolloutAt(t, a, app, "production")
+	if h := ri.Rollout.Halt; !strings.Contains(h.Reason, "exceeds the 0.200 threshold") || h.Tally.Failures > 60 {
+		t.Fatalf("halt %+v", h)
+	}
+	consensustest.WaitFor(t, "all 60 failures counted on every node", func() bool {
+		for _, n := range nodes {
+			if rolloutAt(t, n, app, "production").Since != (state.Tally{Installs: 3, Failures: 60}) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second)
+}

@@ -44,6 +44,7 @@ const (
 	TypeReadTokenAdd    CommandType = 19
 	TypeReadTokenDelete CommandType = 20
 	TypeAppDelete       CommandType = 21
+	TypeStatsReportAt   CommandType = 22
 )
 
 // String returns the command's name, for logs.
@@ -80,6 +81,7 @@ var commandNames = map[CommandType]string{
 	TypeReadTokenAdd:    "ReadTokenAdd",
 	TypeReadTokenDelete: "ReadTokenDelete",
 	TypeAppDelete:       "AppDelete",
+	TypeStatsReportAt:   "StatsReportAt",
 }
 
 // Command is implemented by every command struct of this package; the
@@ -248,6 +250,17 @@ type StatsReport struct {
 	Releases []state.ReleaseCounters `json:"releases"`
 }
 
+// StatsReportAt is StatsReport with the proposer's clock: At (unix ms)
+// places the counts each entry adds over the node's previous counters in
+// the release's hourly history (state.Bucket). Fleets propose it since
+// the history exists; StatsReport entries already in logs still apply as
+// before, counters only.
+type StatsReportAt struct {
+	Node     string                  `json:"node"`
+	At       int64                   `json:"at"`
+	Releases []state.ReleaseCounters `json:"releases"`
+}
+
 // ReadTokenAdd authorizes a read-only operator token on every node: it
 // may read the admin API but not change anything. Only its SHA-256
 // digest (lowercase hex) is replicated; CreatedAt is the proposer's
@@ -286,6 +299,9 @@ func (DevicesSet) CommandType() CommandType { return TypeDevicesSet }
 
 // CommandType implements Command.
 func (StatsReport) CommandType() CommandType { return TypeStatsReport }
+
+// CommandType implements Command.
+func (StatsReportAt) CommandType() CommandType { return TypeStatsReportAt }
 
 // CommandType implements Command.
 func (NodeSet) CommandType() CommandType { return TypeNodeSet }
@@ -350,6 +366,7 @@ var decoders = map[CommandType]func([]byte) (any, error){
 	TypeReadTokenAdd:    decodeAs[ReadTokenAdd],
 	TypeReadTokenDelete: decodeAs[ReadTokenDelete],
 	TypeAppDelete:       decodeAs[AppDelete],
+	TypeStatsReportAt:   decodeAs[StatsReportAt],
 }
 
 // Encode returns the log entry for cmd: its type byte followed by its

@@ -59,6 +59,9 @@ func sampleCommands() []Command {
 		ReadTokenAdd{Digest: strings.Repeat("c3", 32), CreatedAt: 1700000001100},
 		ReadTokenDelete{Digest: strings.Repeat("c3", 32)},
 		AppDelete{ID: "com.example.app", Force: true},
+		StatsReportAt{Node: "12D3KooWA", At: 1700000001000, Releases: []state.ReleaseCounters{{App: "com.example.app", Version: "1.1.0",
+			Counters: state.Counters{Seq: 8, Offered: 101, Downloads: 91, Installs: 81,
+				Failures: map[string]int64{"update_fail": 6}, At: 1700000001000}}}},
 	}
 }
 

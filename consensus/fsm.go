@@ -78,6 +78,7 @@ var applyTable = map[CommandType]applyFunc{
 	TypeReadTokenAdd:    applyReadTokenAdd,
 	TypeReadTokenDelete: applyReadTokenDelete,
 	TypeAppDelete:       applyAppDelete,
+	TypeStatsReportAt:   applyStatsReportAt,
 }
 
 // Apply implements raft.FSM. On success it returns the new *state.State
@@ -236,6 +237,16 @@ func applyDevicesSet(s *state.State, index uint64, cmd any) (*state.State, error
 func applyStatsReport(s *state.State, index uint64, cmd any) (*state.State, error) {
 	c := cmd.(StatsReport)
 	next, ok := s.ReportStats(index, c.Node, c.Releases)
+	if !ok {
+		return s.WithIndex(index), nil
+	}
+	return next, nil
+}
+
+// applyStatsReportAt never fails: entries it cannot use are skipped.
+func applyStatsReportAt(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(StatsReportAt)
+	next, ok := s.ReportStatsAt(index, c.Node, c.At, c.Releases)
 	if !ok {
 		return s.WithIndex(index), nil
 	}

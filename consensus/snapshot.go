@@ -19,8 +19,8 @@ import (
 //	then records: [RecordType byte][uvarint length][JSON payload]
 //
 // Records come app by app in sorted order: the App record, then its
-// channels (by name), releases (by version) and device overrides (by
-// device id). A single Meta record ends the snapshot; a stream that
+// channels (by name), releases (by version), device overrides (by
+// device id), fleet counters and stats history. A single Meta record ends the snapshot; a stream that
 // ends without it is truncated and rejected. JSON payloads are decoded
 // strictly. testdata/snapshot-v1.bin pins the format.
 const (
@@ -48,6 +48,8 @@ const (
 	recordJoinToken      recordType = 8  // tokenRecord
 	recordStats          recordType = 9  // statsRecord
 	recordReadToken      recordType = 10 // tokenRecord
+	recordHistory        recordType = 11 // historyRecord
+	recordHistoryAt      recordType = 12 // historyAtRecord
 )
 
 // statsRecord is one node's counters for one release.
@@ -118,6 +120,7 @@ func writeSnapshot(w io.Writer, s *state.State) error {
 				sw.record(recordStats, statsRecord{App: id, Version: v, Node: n, Counters: a.Stats[v][n]})
 			}
 		}
+		sw.writeHistory(a)
 	}
 	if c := s.Cluster; c != nil {
 		for _, id := range sortedKeys(c.Nodes) {
@@ -268,6 +271,10 @@ func (sr *snapshotReader) apply(t recordType, payload []byte) error {
 		return sr.readDeviceOverride(payload)
 	case recordStats:
 		return sr.readStats(payload)
+	case recordHistory:
+		return sr.readHistory(payload)
+	case recordHistoryAt:
+		return sr.readHistoryAt(payload)
 	case recordNode:
 		return sr.readNode(payload)
 	case recordAdminToken, recordJoinToken, recordReadToken:

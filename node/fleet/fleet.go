@@ -157,7 +157,8 @@ func (f *Fleet) Run(ctx context.Context) error {
 func (f *Fleet) Report(ctx context.Context) error {
 	st := f.cfg.State()
 	f.mu.Lock()
-	seq := uint64(f.cfg.Now().UnixNano())
+	now := f.cfg.Now()
+	seq := uint64(now.UnixNano())
 	if seq <= f.lastSeq {
 		seq = f.lastSeq + 1
 	}
@@ -185,7 +186,7 @@ func (f *Fleet) Report(ctx context.Context) error {
 		p.sentSeq = seq
 		total := stored
 		total.Add(p.sent)
-		total.Seq, total.At = seq, f.cfg.Now().UnixMilli()
+		total.Seq, total.At = seq, now.UnixMilli()
 		entries = append(entries, state.ReleaseCounters{App: k.app, Version: k.version, Counters: total})
 	}
 	if len(entries) > 0 {
@@ -195,7 +196,10 @@ func (f *Fleet) Report(ctx context.Context) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	_, err := f.cfg.Apply(ctx, consensus.StatsReport{Node: f.cfg.Node, Releases: entries})
+	// At places the counts in the cluster's hourly history: the FSM
+	// adds each entry's growth over the stored counters to the bucket of
+	// this time, on every node alike.
+	_, err := f.cfg.Apply(ctx, consensus.StatsReportAt{Node: f.cfg.Node, At: now.UnixMilli(), Releases: entries})
 	if err != nil {
 		return errors.Join(errors.New("node: stats report"), err)
 	}

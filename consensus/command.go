@@ -45,6 +45,7 @@ const (
 	TypeReadTokenDelete CommandType = 20
 	TypeAppDelete       CommandType = 21
 	TypeStatsReportAt   CommandType = 22
+	TypeNodeFeatures    CommandType = 23 // always written with IgnoreUnknown
 )
 
 // String returns the command's name, for logs.
@@ -82,6 +83,7 @@ var commandNames = map[CommandType]string{
 	TypeReadTokenDelete: "ReadTokenDelete",
 	TypeAppDelete:       "AppDelete",
 	TypeStatsReportAt:   "StatsReportAt",
+	TypeNodeFeatures:    "NodeFeatures",
 }
 
 // Command is implemented by every command struct of this package; the
@@ -261,6 +263,16 @@ type StatsReportAt struct {
 	Releases []state.ReleaseCounters `json:"releases"`
 }
 
+// NodeFeatures announces what a node's build supports (for example
+// state.FeatureStatsHistory). It carries IgnoreUnknown: a build that
+// does not know it skips it, which is right, since such a build supports
+// none of the features it names. Proposers read the features to choose
+// which commands every node can apply.
+type NodeFeatures struct {
+	Node     string   `json:"node"`
+	Features []string `json:"features"`
+}
+
 // ReadTokenAdd authorizes a read-only operator token on every node: it
 // may read the admin API but not change anything. Only its SHA-256
 // digest (lowercase hex) is replicated; CreatedAt is the proposer's
@@ -302,6 +314,9 @@ func (StatsReport) CommandType() CommandType { return TypeStatsReport }
 
 // CommandType implements Command.
 func (StatsReportAt) CommandType() CommandType { return TypeStatsReportAt }
+
+// CommandType implements Command; the IgnoreUnknown bit is part of it.
+func (NodeFeatures) CommandType() CommandType { return TypeNodeFeatures | IgnoreUnknown }
 
 // CommandType implements Command.
 func (NodeSet) CommandType() CommandType { return TypeNodeSet }
@@ -367,6 +382,7 @@ var decoders = map[CommandType]func([]byte) (any, error){
 	TypeReadTokenDelete: decodeAs[ReadTokenDelete],
 	TypeAppDelete:       decodeAs[AppDelete],
 	TypeStatsReportAt:   decodeAs[StatsReportAt],
+	TypeNodeFeatures:    decodeAs[NodeFeatures],
 }
 
 // Encode returns the log entry for cmd: its type byte followed by its

@@ -79,6 +79,7 @@ var applyTable = map[CommandType]applyFunc{
 	TypeReadTokenDelete: applyReadTokenDelete,
 	TypeAppDelete:       applyAppDelete,
 	TypeStatsReportAt:   applyStatsReportAt,
+	TypeNodeFeatures:    applyNodeFeatures,
 }
 
 // Apply implements raft.FSM. On success it returns the new *state.State
@@ -251,6 +252,11 @@ func applyStatsReportAt(s *state.State, index uint64, cmd any) (*state.State, er
 		return s.WithIndex(index), nil
 	}
 	return next, nil
+}
+
+func applyNodeFeatures(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(NodeFeatures)
+	return s.SetNodeFeatures(index, c.Node, c.Features)
 }
 
 // Snapshot implements raft.FSM. It only captures the current immutable

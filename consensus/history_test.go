@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -368,5 +369,46 @@ func TestHistorySnapshotRecords(t *testing.T) {
 				t.Fatalf("record accepted: %s", payload)
 			}
 		})
+	}
+}
+
+// TestNodeFeatures: nodes announce features (an IgnoreUnknown entry);
+// a proposer sees when every node has one; a removed node's go along.
+func TestNodeFeatures(t *testing.T) {
+	const h = state.FeatureStatsHistory
+	h0 := newHarness(t, NodeSet{Node: state.NodeInfo{ID: "A"}}, NodeSet{Node: state.NodeInfo{ID: "B"}})
+	steps := []struct {
+		cmd      Command
+		code     string
+		allA     bool // AllHaveFeature("A", h) after it
+		featureB []string
+	}{
+		{cmd: NodeFeatures{Node: "A", Features: []string{h}}, allA: false},
+		{cmd: NodeFeatures{Node: "B", Features: []string{"x", h, "x"}}, allA: true, featureB: []string{h, "x"}},
+		{cmd: NodeSet{Node: state.NodeInfo{ID: "C"}}, allA: false, featureB: []string{h, "x"}},
+		{cmd: NodeDelete{ID: "C"}, allA: true, featureB: []string{h, "x"}},
+		{cmd: NodeFeatures{Node: "B", Features: nil}, allA: false, featureB: []string{}},
+		{cmd: NodeDelete{ID: "B"}, allA: true},
+		{cmd: NodeFeatures{Node: "", Features: []string{h}}, code: CodeInvalid, allA: true},
+		{cmd: NodeFeatures{Node: "A", Features: []string{""}}, code: CodeInvalid, allA: true},
+	}
+	for i, st := range steps {
+		s, err := h0.apply(st.cmd)
+		var ce *Error
+		if (st.code == "") != (err == nil) || (err != nil && (!errors.As(err, &ce) || ce.Code != st.code)) {
+			t.Fatalf("step %d %T: %v, want code %q", i, st.cmd, err, st.code)
+		}
+		s = h0.f.State()
+		if got := s.AllHaveFeature("A", h); got != st.allA {
+			t.Errorf("step %d: AllHaveFeature = %v", i, got)
+		}
+		if got := s.ClusterInfo().Features["B"]; !slices.Equal(got, st.featureB) {
+			t.Errorf("step %d: B has %q, want %q", i, got, st.featureB)
+		}
+	}
+	// An older build skips the entry: the IgnoreUnknown bit is set.
+	b, _ := Encode(NodeFeatures{Node: "A"})
+	if CommandType(b[0])&IgnoreUnknown == 0 {
+		t.Fatal("NodeFeatures is written without IgnoreUnknown")
 	}
 }

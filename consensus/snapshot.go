@@ -50,15 +50,8 @@ const (
 	recordReadToken      recordType = 10 // tokenRecord
 	recordHistory        recordType = 11 // historyRecord
 	recordHistoryAt      recordType = 12 // historyAtRecord
+	recordFeatures       recordType = 13 // featuresRecord
 )
-
-// statsRecord is one node's counters for one release.
-type statsRecord struct {
-	App      string         `json:"app"`
-	Version  string         `json:"version"`
-	Node     string         `json:"node"`
-	Counters state.Counters `json:"counters"`
-}
 
 // tokenRecord is an admin or read-only token (At = created) or a join
 // token (At = expires), by digest.
@@ -135,6 +128,7 @@ func writeSnapshot(w io.Writer, s *state.State) error {
 		for _, d := range sortedKeys(c.ReadTokens) {
 			sw.record(recordReadToken, tokenRecord{Digest: d, At: c.ReadTokens[d]})
 		}
+		sw.writeFeatures(c)
 	}
 	sw.record(recordMeta, meta)
 	if sw.err != nil {
@@ -275,6 +269,8 @@ func (sr *snapshotReader) apply(t recordType, payload []byte) error {
 		return sr.readHistory(payload)
 	case recordHistoryAt:
 		return sr.readHistoryAt(payload)
+	case recordFeatures:
+		return sr.readFeatures(payload)
 	case recordNode:
 		return sr.readNode(payload)
 	case recordAdminToken, recordJoinToken, recordReadToken:
@@ -371,35 +367,6 @@ func (sr *snapshotReader) readDeviceOverride(payload []byte) error {
 		return fmt.Errorf("duplicate device %q", rec.DeviceID)
 	}
 	a.Devices[rec.DeviceID] = state.DeviceOverride{Channel: rec.Channel, Version: rec.Version}
-	return nil
-}
-
-// readStats adds a fleet counters record.
-func (sr *snapshotReader) readStats(payload []byte) error {
-	var rec statsRecord
-	if err := decodeStrict(payload, &rec); err != nil {
-		return err
-	}
-	a, err := sr.app(rec.App)
-	if err != nil {
-		return err
-	}
-	if a.Releases[rec.Version] == nil || rec.Node == "" {
-		return fmt.Errorf("stats for unknown release %q or empty node", rec.Version)
-	}
-	if a.Stats == nil {
-		a.Stats = map[string]map[string]state.Counters{}
-	}
-	if a.Stats[rec.Version] == nil {
-		a.Stats[rec.Version] = map[string]state.Counters{}
-	}
-	if _, dup := a.Stats[rec.Version][rec.Node]; dup {
-		return fmt.Errorf("duplicate stats for %q on %q", rec.Version, rec.Node)
-	}
-	if len(rec.Counters.Failures) == 0 {
-		rec.Counters.Failures = nil
-	}
-	a.Stats[rec.Version][rec.Node] = rec.Counters
 	return nil
 }
 

@@ -110,6 +110,7 @@ func goldenState() *state.State {
 			AdminTokens: map[string]int64{strings.Repeat("a1", 32): 1700000000500},
 			JoinTokens:  map[string]int64{strings.Repeat("b2", 32): 1700086400000},
 			ReadTokens:  map[string]int64{strings.Repeat("c3", 32): 1700000001100, strings.Repeat("d4", 32): 1700000001200},
+			Features:    map[string][]string{"12D3KooWA": {"stats-history"}, "12D3KooWB": {"a-feature", "stats-history"}},
 		},
 	}
 }
@@ -128,6 +129,7 @@ func TestSnapshotBeforeHistory(t *testing.T) {
 	want := goldenState()
 	a := want.Apps["com.example.app"]
 	a.History, a.HistoryAt = nil, 0
+	want.Cluster.Features = nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%#v\nwant\n%#v", got, want)
 	}

@@ -171,6 +171,7 @@ func TestDashboard(t *testing.T) {
 	a.cli(t, "publish", "--app", app, "--version", "1.0.1", "--channel", "production", filepath.Join(vec, "src-1.0.1"))
 	a.cli(t, "publish", "--app", app, "--version", "1.0.2", filepath.Join(vec, "src-1.0.2"))
 	a.cli(t, "rollout", "start", app, "production", "--version", "1.0.2", "--percent", "10")
+	waitRecording(t, []*testNode{a, n2}, app)
 	// A read-only token made on the other node works on this one.
 	ro := strings.TrimSpace(strings.SplitN(n2.cli(t, "token", "create", "--read-only"), "\n", 2)[0])
 	rid := rolloutAt(t, a, app, "production").Rollout.ID

@@ -79,6 +79,20 @@ func sameHistory(t *testing.T, nodes []*testNode, app string, want map[string]st
 	return got
 }
 
+// waitRecording waits until every node says that the whole cluster
+// records the history (every node announced it; an app must exist).
+func waitRecording(t *testing.T, nodes []*testNode, app string) {
+	t.Helper()
+	consensustest.WaitFor(t, "every node announced the history", func() bool {
+		for _, n := range nodes {
+			if h := statsSince(t, n, app).History; len(h.WaitingFor) > 0 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second)
+}
+
 // snapshotIndex returns the highest index of the node's completed raft
 // snapshots (0 if none).
 func snapshotIndex(t *testing.T, data string) uint64 {
@@ -117,6 +131,10 @@ func TestStatsHistoryRestart(t *testing.T) {
 
 	const app = "com.example.history"
 	a.cli(t, "app", "create", app)
+	// Every node announces that it keeps the history before its fleet
+	// writes it (rolling upgrades); counts before that reach only the
+	// counters.
+	waitRecording(t, nodes, app)
 	a.cli(t, "publish", "--app", app, "--version", "1.0.1", "--channel", "production", filepath.Join(vec, "src-1.0.1"))
 	fc := newFleetClient(t, app)
 	traffic := func(version string, checks, sets, fails, downloads int) {

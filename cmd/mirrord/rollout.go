@@ -301,11 +301,17 @@ func cmdStats(ctx context.Context, env *cmdEnv, o *statsOptions) error {
 	return nil
 }
 
-// windowLine says which hours a history answer covers.
+// windowLine says which hours a history answer covers, and why it may
+// miss counts.
 func windowLine(h *adminapi.StatsHistory) string {
 	const layout = "2006-01-02 15:04"
-	return fmt.Sprintf("hourly counts, cluster-wide, from %s to %s UTC", time.UnixMilli(h.From).UTC().Format(layout),
+	s := fmt.Sprintf("hourly counts, cluster-wide, from %s to %s UTC", time.UnixMilli(h.From).UTC().Format(layout),
 		time.UnixMilli(h.To).UTC().Format(layout))
+	if len(h.WaitingFor) > 0 {
+		s += fmt.Sprintf("\nnot recording: waiting for %s to run a build that keeps the history (counters go on)",
+			strings.Join(h.WaitingFor, ", "))
+	}
+	return s
 }
 
 // printWindow prints one row per release: its counts over the window,

@@ -93,6 +93,10 @@ type StatsHistory struct {
 	// Releases are the releases shown, in the order of the answer's
 	// Releases; those without counts in the window have no buckets.
 	Releases []ReleaseHistory `json:"releases"`
+	// WaitingFor lists the nodes that have not announced that they keep
+	// the history (an older build during a rolling upgrade): until they
+	// do, counts reach the counters but not the history.
+	WaitingFor []string `json:"waiting_for,omitempty"`
 }
 
 // ReleaseHistory is one release's buckets in the window (hours without
@@ -209,6 +213,7 @@ func (a *API) StatsFor(ctx context.Context, appID string, q StatsQuery) (_ Stats
 	}
 	if q.Since > 0 {
 		out.History = history(app, out.Releases, a.now(), q.Since)
+		out.History.WaitingFor = waitingFor(a.cons.State().ClusterInfo())
 	}
 	return out, nil
 }
@@ -232,6 +237,18 @@ func history(app *state.AppState, rels []ReleaseStats, now time.Time, since time
 		h.Releases = append(h.Releases, rh)
 	}
 	return h
+}
+
+// waitingFor lists the nodes without state.FeatureStatsHistory, sorted.
+func waitingFor(c *state.Cluster) []string {
+	var out []string
+	for id := range c.Nodes {
+		if !c.HasFeature(id, state.FeatureStatsHistory) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // bucketView is a bucket's counts as a CounterView (no failure kinds:

@@ -63,6 +63,19 @@ func TestStatsHistoryAnswer(t *testing.T) {
 		}
 	}
 	c := s.client(testToken)
+	// A node that has not announced the feature is named.
+	for _, cmd := range []consensus.Command{consensus.NodeSet{Node: state.NodeInfo{ID: "A"}}, consensus.NodeSet{Node: state.NodeInfo{ID: "old"}},
+		consensus.NodeFeatures{Node: "A", Features: []string{state.FeatureStatsHistory}}} {
+		if _, err := cons.Apply(ctx, cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ans, err := c.StatsFor(ctx, "com.example.app", StatsQuery{Since: time.Hour}); err != nil || !reflect.DeepEqual(ans.History.WaitingFor, []string{"old"}) {
+		t.Fatalf("waiting for %v, %v", ans.History, err)
+	}
+	if _, err := cons.Apply(ctx, consensus.NodeDelete{ID: "old"}); err != nil {
+		t.Fatal(err)
+	}
 	plain, err := c.Stats(ctx, "com.example.app", "", "")
 	if err != nil || plain.History != nil {
 		t.Fatalf("without since: %+v, %v", plain.History, err)
@@ -87,7 +100,7 @@ func TestStatsHistoryAnswer(t *testing.T) {
 			}
 			h := ans.History
 			if h == nil || h.To != hr(30)+5 || h.From != state.HourOf(hr(30)+5-tc.q.Since.Milliseconds()) ||
-				h.BucketMillis != state.HistoryBucketMillis || h.Newest != hr(30) || len(h.Releases) != len(ans.Releases) {
+				h.BucketMillis != state.HistoryBucketMillis || h.Newest != hr(30) || len(h.Releases) != len(ans.Releases) || h.WaitingFor != nil {
 				t.Fatalf("history %+v", h)
 			}
 			var got []int64

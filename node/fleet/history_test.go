@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"mirrord/consensus"
 	"mirrord/consensus/state"
 )
 
@@ -78,5 +79,42 @@ func TestFleetHistory(t *testing.T) {
 	c := a.ReleaseStats("1.0.0")
 	if sum.Offered != c.Offered || sum.Installs != c.Installs || sum.Downloads != c.Downloads || sum.Failures != c.FailureTotal() {
 		t.Fatalf("buckets sum to %+v, counters %+v", sum, c)
+	}
+}
+
+// TestFleetHistoryWaitsForEveryNode: while a node of the cluster has not
+// announced that it applies StatsReportAt (an older build in a rolling
+// upgrade), fleets write StatsReport: counters, no history. Once it is
+// gone (or announces), the history starts.
+func TestFleetHistoryWaitsForEveryNode(t *testing.T) {
+	setup := append(fleetSetup(),
+		consensus.NodeSet{Node: state.NodeInfo{ID: "A"}}, consensus.NodeSet{Node: state.NodeInfo{ID: "old"}})
+	l := newFSMLog(t, setup...)
+	clock := time.UnixMilli(state.HourOf(1_700_000_000_000))
+	f := New(Config{Node: "A", State: l.fsm.State, Apply: l.Apply, Now: func() time.Time { return clock }})
+	ctx := context.Background()
+	f.CountEvent(fleetApp, "1.0.0", "set")
+	if err := f.Report(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := l.fsm.State()
+	if !s.ClusterInfo().HasFeature("A", state.FeatureStatsHistory) || s.AllHaveFeature("A", state.FeatureStatsHistory) {
+		t.Fatalf("features %v", s.ClusterInfo().Features)
+	}
+	if a := s.App(fleetApp); a.Tally("1.0.0").Installs != 1 || a.History != nil {
+		t.Fatalf("with an old node: tally %+v, history %v", a.Tally("1.0.0"), a.History)
+	}
+	if _, err := l.Apply(ctx, consensus.NodeDelete{ID: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	f.CountEvent(fleetApp, "1.0.0", "set")
+	f.CountEvent(fleetApp, "1.0.0", "set")
+	if err := f.Report(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := l.fsm.State().App(fleetApp)
+	want := []state.Bucket{{Hour: clock.UnixMilli(), Installs: 2}}
+	if a.Tally("1.0.0").Installs != 3 || !reflect.DeepEqual(a.History["1.0.0"], want) {
+		t.Fatalf("after the old node left: tally %+v, history %+v", a.Tally("1.0.0"), a.History)
 	}
 }

@@ -461,7 +461,7 @@
     const hs = st.history;
     if (!hs || hs.app !== st.app) return;
     const h = hs.h;
-    once('history', [hs.app, hs.range, h && h.from, h && h.releases], () => {
+    once('history', [hs.app, hs.range, h && h.from, h && h.releases, h && h.waiting_for], () => {
       $('history-title').textContent = 'Over the ' + (hs.range === '7d' ? 'last week' : 'last day') + ' (per hour, cluster-wide)';
       hist.render($('history'), h, hs.range, setRange);
     });

@@ -71,8 +71,11 @@ window.mirrordHistory = function (lib) {
     }
     const s = series(h);
     const week = range === '7d';
+    const waiting = h.waiting_for || [];
     replace(box,
       el('div', { class: 'range' }, buttons),
+      waiting.length ? el('p', { class: 'error history-waiting', text: 'Not recording: waiting for ' + waiting.join(', ') +
+        ' to run a build that keeps the history (the counters go on).' }) : null,
       s.rels.length === 0 ? el('p', { class: 'muted empty-history', text: 'No installs, failures or update checks in this period.' }) : [
         el('div', { class: 'history-charts' }, METRICS.map(([m, label]) => el('div', null, chart(s, m, label, week)))),
         el('div', { class: 'legend' }, s.rels.map((r, i) => el('span', { 'data-version': r.version }, el('i', { class: 'hist-c' + i }), r.version)))]);

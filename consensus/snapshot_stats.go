@@ -3,12 +3,22 @@ package consensus
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"mirrord/consensus/state"
 )
 
-// Stats history records (types 11 and 12). A snapshot written before
+// Fleet counters (record type 9), stats history (11 and 12) and the
+// features nodes announced (13). A snapshot written before
 // they existed has none and restores with an empty history.
+
+// statsRecord is one node's counters for one release.
+type statsRecord struct {
+	App      string         `json:"app"`
+	Version  string         `json:"version"`
+	Node     string         `json:"node"`
+	Counters state.Counters `json:"counters"`
+}
 
 // historyRecord is one release's hourly buckets, oldest first.
 type historyRecord struct {
@@ -78,6 +88,39 @@ func checkBuckets(bs []state.Bucket) error {
 	return nil
 }
 
+// featuresRecord is the features a node announced.
+type featuresRecord struct {
+	Node     string   `json:"node"`
+	Features []string `json:"features"`
+}
+
+// writeFeatures writes the features records of the cluster.
+func (sw *snapshotWriter) writeFeatures(c *state.Cluster) {
+	for _, id := range sortedKeys(c.Features) {
+		sw.record(recordFeatures, featuresRecord{Node: id, Features: c.Features[id]})
+	}
+}
+
+// readFeatures adds a node's features.
+func (sr *snapshotReader) readFeatures(payload []byte) error {
+	var rec featuresRecord
+	if err := decodeStrict(payload, &rec); err != nil {
+		return err
+	}
+	c := sr.clusterForWrite()
+	if rec.Node == "" || !slices.IsSorted(rec.Features) {
+		return errors.New("features record with an empty node or unsorted features")
+	}
+	if _, dup := c.Features[rec.Node]; dup {
+		return fmt.Errorf("duplicate features of %q", rec.Node)
+	}
+	if c.Features == nil {
+		c.Features = map[string][]string{}
+	}
+	c.Features[rec.Node] = rec.Features
+	return nil
+}
+
 // readHistoryAt sets an app's newest history time.
 func (sr *snapshotReader) readHistoryAt(payload []byte) error {
 	var rec historyAtRecord
@@ -92,5 +135,34 @@ func (sr *snapshotReader) readHistoryAt(payload []byte) error {
 		return fmt.Errorf("bad or duplicate history time for %q", rec.App)
 	}
 	a.HistoryAt = rec.At
+	return nil
+}
+
+// readStats adds a fleet counters record.
+func (sr *snapshotReader) readStats(payload []byte) error {
+	var rec statsRecord
+	if err := decodeStrict(payload, &rec); err != nil {
+		return err
+	}
+	a, err := sr.app(rec.App)
+	if err != nil {
+		return err
+	}
+	if a.Releases[rec.Version] == nil || rec.Node == "" {
+		return fmt.Errorf("stats for unknown release %q or empty node", rec.Version)
+	}
+	if a.Stats == nil {
+		a.Stats = map[string]map[string]state.Counters{}
+	}
+	if a.Stats[rec.Version] == nil {
+		a.Stats[rec.Version] = map[string]state.Counters{}
+	}
+	if _, dup := a.Stats[rec.Version][rec.Node]; dup {
+		return fmt.Errorf("duplicate stats for %q on %q", rec.Version, rec.Node)
+	}
+	if len(rec.Counters.Failures) == 0 {
+		rec.Counters.Failures = nil
+	}
+	a.Stats[rec.Version][rec.Node] = rec.Counters
 	return nil
 }

@@ -44,6 +44,8 @@ const (
 	TypeReadTokenAdd    CommandType = 19
 	TypeReadTokenDelete CommandType = 20
 	TypeAppDelete       CommandType = 21
+	TypeStatsReportAt   CommandType = 22
+	TypeNodeFeatures    CommandType = 23 // always written with IgnoreUnknown
 )
 
 // String returns the command's name, for logs.
@@ -80,6 +82,8 @@ var commandNames = map[CommandType]string{
 	TypeReadTokenAdd:    "ReadTokenAdd",
 	TypeReadTokenDelete: "ReadTokenDelete",
 	TypeAppDelete:       "AppDelete",
+	TypeStatsReportAt:   "StatsReportAt",
+	TypeNodeFeatures:    "NodeFeatures",
 }
 
 // Command is implemented by every command struct of this package; the
@@ -248,6 +252,27 @@ type StatsReport struct {
 	Releases []state.ReleaseCounters `json:"releases"`
 }
 
+// StatsReportAt is StatsReport with the proposer's clock: At (unix ms)
+// places the counts each entry adds over the node's previous counters in
+// the release's hourly history (state.Bucket). Fleets propose it since
+// the history exists; StatsReport entries already in logs still apply as
+// before, counters only.
+type StatsReportAt struct {
+	Node     string                  `json:"node"`
+	At       int64                   `json:"at"`
+	Releases []state.ReleaseCounters `json:"releases"`
+}
+
+// NodeFeatures announces what a node's build supports (for example
+// state.FeatureStatsHistory). It carries IgnoreUnknown: a build that
+// does not know it skips it, which is right, since such a build supports
+// none of the features it names. Proposers read the features to choose
+// which commands every node can apply.
+type NodeFeatures struct {
+	Node     string   `json:"node"`
+	Features []string `json:"features"`
+}
+
 // ReadTokenAdd authorizes a read-only operator token on every node: it
 // may read the admin API but not change anything. Only its SHA-256
 // digest (lowercase hex) is replicated; CreatedAt is the proposer's
@@ -286,6 +311,12 @@ func (DevicesSet) CommandType() CommandType { return TypeDevicesSet }
 
 // CommandType implements Command.
 func (StatsReport) CommandType() CommandType { return TypeStatsReport }
+
+// CommandType implements Command.
+func (StatsReportAt) CommandType() CommandType { return TypeStatsReportAt }
+
+// CommandType implements Command; the IgnoreUnknown bit is part of it.
+func (NodeFeatures) CommandType() CommandType { return TypeNodeFeatures | IgnoreUnknown }
 
 // CommandType implements Command.
 func (NodeSet) CommandType() CommandType { return TypeNodeSet }
@@ -350,6 +381,8 @@ var decoders = map[CommandType]func([]byte) (any, error){
 	TypeReadTokenAdd:    decodeAs[ReadTokenAdd],
 	TypeReadTokenDelete: decodeAs[ReadTokenDelete],
 	TypeAppDelete:       decodeAs[AppDelete],
+	TypeStatsReportAt:   decodeAs[StatsReportAt],
+	TypeNodeFeatures:    decodeAs[NodeFeatures],
 }
 
 // Encode returns the log entry for cmd: its type byte followed by its

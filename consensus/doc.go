@@ -16,8 +16,16 @@
 // values; a committed entry that cannot be decoded panics, because a
 // node that skipped it would silently diverge.
 //
+// The fleet's hourly stats history (state.Bucket) is derived here too,
+// from StatsReportAt entries: the proposer's clock (At) picks the hour,
+// the growth of a node's cumulative counters is the count, and
+// retention (8 days) follows the newest At seen, so every node builds
+// the same buckets from the same log. Older StatsReport entries keep
+// applying as they always did: counters, no history.
+//
 // Snapshots are a versioned header followed by typed records; the format
-// is pinned by testdata/snapshot-v1.bin.
+// is pinned by testdata/snapshot-v1.bin (testdata/snapshot-v1-before-
+// history.bin is the same state written before the history records).
 //
 // consensus depends on raft.Transport, not on a network stack: node/
 // builds the transport (over libp2p) and injects it. This package must

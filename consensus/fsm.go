@@ -78,6 +78,8 @@ var applyTable = map[CommandType]applyFunc{
 	TypeReadTokenAdd:    applyReadTokenAdd,
 	TypeReadTokenDelete: applyReadTokenDelete,
 	TypeAppDelete:       applyAppDelete,
+	TypeStatsReportAt:   applyStatsReportAt,
+	TypeNodeFeatures:    applyNodeFeatures,
 }
 
 // Apply implements raft.FSM. On success it returns the new *state.State
@@ -240,6 +242,21 @@ func applyStatsReport(s *state.State, index uint64, cmd any) (*state.State, erro
 		return s.WithIndex(index), nil
 	}
 	return next, nil
+}
+
+// applyStatsReportAt never fails: entries it cannot use are skipped.
+func applyStatsReportAt(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(StatsReportAt)
+	next, ok := s.ReportStatsAt(index, c.Node, c.At, c.Releases)
+	if !ok {
+		return s.WithIndex(index), nil
+	}
+	return next, nil
+}
+
+func applyNodeFeatures(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(NodeFeatures)
+	return s.SetNodeFeatures(index, c.Node, c.Features)
 }
 
 // Snapshot implements raft.FSM. It only captures the current immutable

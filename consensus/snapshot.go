@@ -19,8 +19,8 @@ import (
 //	then records: [RecordType byte][uvarint length][JSON payload]
 //
 // Records come app by app in sorted order: the App record, then its
-// channels (by name), releases (by version) and device overrides (by
-// device id). A single Meta record ends the snapshot; a stream that
+// channels (by name), releases (by version), device overrides (by
+// device id), fleet counters and stats history. A single Meta record ends the snapshot; a stream that
 // ends without it is truncated and rejected. JSON payloads are decoded
 // strictly. testdata/snapshot-v1.bin pins the format.
 const (
@@ -48,15 +48,10 @@ const (
 	recordJoinToken      recordType = 8  // tokenRecord
 	recordStats          recordType = 9  // statsRecord
 	recordReadToken      recordType = 10 // tokenRecord
+	recordHistory        recordType = 11 // historyRecord
+	recordHistoryAt      recordType = 12 // historyAtRecord
+	recordFeatures       recordType = 13 // featuresRecord
 )
-
-// statsRecord is one node's counters for one release.
-type statsRecord struct {
-	App      string         `json:"app"`
-	Version  string         `json:"version"`
-	Node     string         `json:"node"`
-	Counters state.Counters `json:"counters"`
-}
 
 // tokenRecord is an admin or read-only token (At = created) or a join
 // token (At = expires), by digest.
@@ -118,6 +113,7 @@ func writeSnapshot(w io.Writer, s *state.State) error {
 				sw.record(recordStats, statsRecord{App: id, Version: v, Node: n, Counters: a.Stats[v][n]})
 			}
 		}
+		sw.writeHistory(a)
 	}
 	if c := s.Cluster; c != nil {
 		for _, id := range sortedKeys(c.Nodes) {
@@ -132,6 +128,7 @@ func writeSnapshot(w io.Writer, s *state.State) error {
 		for _, d := range sortedKeys(c.ReadTokens) {
 			sw.record(recordReadToken, tokenRecord{Digest: d, At: c.ReadTokens[d]})
 		}
+		sw.writeFeatures(c)
 	}
 	sw.record(recordMeta, meta)
 	if sw.err != nil {
@@ -268,6 +265,12 @@ func (sr *snapshotReader) apply(t recordType, payload []byte) error {
 		return sr.readDeviceOverride(payload)
 	case recordStats:
 		return sr.readStats(payload)
+	case recordHistory:
+		return sr.readHistory(payload)
+	case recordHistoryAt:
+		return sr.readHistoryAt(payload)
+	case recordFeatures:
+		return sr.readFeatures(payload)
 	case recordNode:
 		return sr.readNode(payload)
 	case recordAdminToken, recordJoinToken, recordReadToken:
@@ -364,35 +367,6 @@ func (sr *snapshotReader) readDeviceOverride(payload []byte) error {
 		return fmt.Errorf("duplicate device %q", rec.DeviceID)
 	}
 	a.Devices[rec.DeviceID] = state.DeviceOverride{Channel: rec.Channel, Version: rec.Version}
-	return nil
-}
-
-// readStats adds a fleet counters record.
-func (sr *snapshotReader) readStats(payload []byte) error {
-	var rec statsRecord
-	if err := decodeStrict(payload, &rec); err != nil {
-		return err
-	}
-	a, err := sr.app(rec.App)
-	if err != nil {
-		return err
-	}
-	if a.Releases[rec.Version] == nil || rec.Node == "" {
-		return fmt.Errorf("stats for unknown release %q or empty node", rec.Version)
-	}
-	if a.Stats == nil {
-		a.Stats = map[string]map[string]state.Counters{}
-	}
-	if a.Stats[rec.Version] == nil {
-		a.Stats[rec.Version] = map[string]state.Counters{}
-	}
-	if _, dup := a.Stats[rec.Version][rec.Node]; dup {
-		return fmt.Errorf("duplicate stats for %q on %q", rec.Version, rec.Node)
-	}
-	if len(rec.Counters.Failures) == 0 {
-		rec.Counters.Failures = nil
-	}
-	a.Stats[rec.Version][rec.Node] = rec.Counters
 	return nil
 }
 

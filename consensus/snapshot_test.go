@@ -86,6 +86,12 @@ func goldenState() *state.State {
 						"12D3KooWB": {Seq: 1, Installs: 1, At: 1700000001100},
 					},
 				},
+				History: map[string][]state.Bucket{
+					"1.1.0": {{Hour: 1699995600000, Offered: 60, Downloads: 50, Installs: 40, Failures: 3},
+						{Hour: 1699999200000, Offered: 40, Downloads: 40, Installs: 41, Failures: 4}},
+					"1.2.0": {{Hour: 1699999200000, Offered: 1}},
+				},
+				HistoryAt:     1700000001100,
 				NextChannelID: 4,
 			},
 			"com.empty.app": {
@@ -104,7 +110,28 @@ func goldenState() *state.State {
 			AdminTokens: map[string]int64{strings.Repeat("a1", 32): 1700000000500},
 			JoinTokens:  map[string]int64{strings.Repeat("b2", 32): 1700086400000},
 			ReadTokens:  map[string]int64{strings.Repeat("c3", 32): 1700000001100, strings.Repeat("d4", 32): 1700000001200},
+			Features:    map[string][]string{"12D3KooWA": {"stats-history"}, "12D3KooWB": {"a-feature", "stats-history"}},
 		},
+	}
+}
+
+// TestSnapshotBeforeHistory reads the golden snapshot as written before
+// the stats history records existed: it restores with no history.
+func TestSnapshotBeforeHistory(t *testing.T) {
+	b, err := os.ReadFile("testdata/snapshot-v1-before-history.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadSnapshot(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := goldenState()
+	a := want.Apps["com.example.app"]
+	a.History, a.HistoryAt = nil, 0
+	want.Cluster.Features = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%#v\nwant\n%#v", got, want)
 	}
 }
 
@@ -126,6 +153,7 @@ func TestSnapshotBeforeCluster(t *testing.T) {
 	a.Channels["production"].Rollout, a.Channels["production"].RolloutSeq = nil, 0
 	delete(a.Devices, "pinned-device")
 	a.Stats = nil
+	a.History, a.HistoryAt = nil, 0
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%#v\nwant\n%#v", got, want)
 	}
@@ -181,8 +209,12 @@ func TestSnapshotRecordTypes(t *testing.T) {
 		"channel": only(func(a *state.AppState) { a.Channels = ga.Channels }),
 		"release": only(func(a *state.AppState) { a.Releases = ga.Releases }),
 		"device":  only(func(a *state.AppState) { a.Devices = ga.Devices }),
-		"cluster": {Index: 3, Apps: map[string]*state.AppState{}, Cluster: g.Cluster},
-		"all":     g,
+		"history": only(func(a *state.AppState) {
+			a.Releases, a.History, a.HistoryAt = ga.Releases, ga.History, ga.HistoryAt
+		}),
+		"history time only": only(func(a *state.AppState) { a.HistoryAt = 5 }),
+		"cluster":           {Index: 3, Apps: map[string]*state.AppState{}, Cluster: g.Cluster},
+		"all":               g,
 	}
 	for name, s := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -171,6 +171,7 @@ func TestDashboard(t *testing.T) {
 	a.cli(t, "publish", "--app", app, "--version", "1.0.1", "--channel", "production", filepath.Join(vec, "src-1.0.1"))
 	a.cli(t, "publish", "--app", app, "--version", "1.0.2", filepath.Join(vec, "src-1.0.2"))
 	a.cli(t, "rollout", "start", app, "production", "--version", "1.0.2", "--percent", "10")
+	waitRecording(t, []*testNode{a, n2}, app)
 	// A read-only token made on the other node works on this one.
 	ro := strings.TrimSpace(strings.SplitN(n2.cli(t, "token", "create", "--read-only"), "\n", 2)[0])
 	rid := rolloutAt(t, a, app, "production").Rollout.ID
@@ -185,7 +186,9 @@ func TestDashboard(t *testing.T) {
 	// Devices check on both nodes; some of them report.
 	fc := newFleetClient(t, app)
 	var inCohort []string
+	checks := 0
 	for i := 0; len(inCohort) < 12; i++ {
+		checks++
 		if resolver.CohortSlot(deviceID(i), rid) < 1000 {
 			inCohort = append(inCohort, deviceID(i))
 		}
@@ -271,6 +274,29 @@ func TestDashboard(t *testing.T) {
 		}
 		t.Logf("wrote docs/dashboard.png (%d bytes)", len(png))
 	}
+
+	// Apps: the hourly history of the last day, then of the week, per
+	// version: the installs, failures and update checks of this test.
+	b.tab("apps")
+	history := func(metric, total string) string {
+		return `(() => {
+			const s = document.querySelector('#history svg.chart-history[data-metric="` + metric + `"]');
+			return s && s.dataset.total === "` + total + `" ? s : null;
+		})()`
+	}
+	b.waitJS("the history of the last day", history("installs", fmt.Sprint(installs))+` && `+history("failures", fmt.Sprint(failures))+
+		` && `+history("offered", fmt.Sprint(checks))+` && `+history("installs", fmt.Sprint(installs))+`.dataset.hours === "25"`)
+	b.waitJS("a line per version", `(() => {
+		const s = `+history("installs", fmt.Sprint(installs))+`;
+		const v = s.querySelector('g.hist-series[data-version="1.0.2"]');
+		return !!(v && v.dataset.total === "`+fmt.Sprint(installs)+`" && v.querySelector("polyline.hist-line") &&
+			document.querySelector('#history .legend [data-version="1.0.2"]'));
+	})()`)
+	b.do("show the week", chromedp.Click(chromedp.CSS(`#history button[data-range="7d"]`)))
+	b.waitJS("the history of the last week", history("installs", fmt.Sprint(installs))+`.dataset.hours === "169" && `+
+		`document.getElementById("history-title").textContent.includes("last week")`)
+	b.do("back to the day", chromedp.Click(chromedp.CSS(`#history button[data-range="24h"]`)))
+	b.waitJS("the day again", history("installs", fmt.Sprint(installs))+`.dataset.hours === "25"`)
 
 	// Device lookup: a device in the cohort, and why.
 	b.tab("lookup")

@@ -29,7 +29,7 @@ func init() {
 	}
 	register(command{name: "rollout show", args: "APP_ID CHANNEL", help: "Show a channel's rollout and its failure rate.", setup: withOptions(cmdRolloutShow)})
 
-	register(command{name: "stats", args: "APP_ID", help: "Show update checks answered, downloads, installs and failures per release,\ncluster-wide and per node (counters reach the cluster every stats.report_interval).", setup: withOptions(cmdStats)})
+	register(command{name: "stats", args: "APP_ID", help: "Show update checks answered, downloads, installs and failures per release,\ncluster-wide and per node (counters reach the cluster every stats.report_interval).\nWith --since DURATION (24h, 7d; at most 8 days): the counts of that last period per release,\nfrom the hourly history every node keeps alike; --hourly lists them hour by hour.", setup: withOptions(cmdStats)})
 }
 
 // policyOptions are the halt policy flags of `rollout start` and
@@ -242,12 +242,35 @@ func rolloutLine(ri adminapi.RolloutInfo) string {
 type statsOptions struct {
 	clientOptions
 	channel, version string
+	since            sinceFlag
+	hourly           bool
 }
 
 func (o *statsOptions) bind(fs *flag.FlagSet) {
 	o.clientOptions.bind(fs)
 	fs.StringVar(&o.channel, "channel", "", "only releases this `channel` serves, rolls out or served")
 	fs.StringVar(&o.version, "version", "", "only this release `version`")
+	fs.Var(&o.since, "since", "show the counts of the last `DURATION` (e.g. 24h, 7d; at most 8 days) from the hourly history")
+	fs.BoolVar(&o.hourly, "hourly", false, "with --since: one row per hour and release")
+}
+
+// sinceFlag is a history window: a duration or a number of days.
+type sinceFlag time.Duration
+
+func (s *sinceFlag) String() string {
+	if *s == 0 {
+		return ""
+	}
+	return time.Duration(*s).String()
+}
+
+func (s *sinceFlag) Set(v string) error {
+	d, err := adminapi.ParseSince(v)
+	if err != nil {
+		return err
+	}
+	*s = sinceFlag(d)
+	return nil
 }
 
 func cmdStats(ctx context.Context, env *cmdEnv, o *statsOptions) error {
@@ -258,15 +281,91 @@ func cmdStats(ctx context.Context, env *cmdEnv, o *statsOptions) error {
 	if err != nil {
 		return err
 	}
-	out, err := c.Stats(ctx, env.args[0], o.channel, o.version)
+	if o.hourly && o.since == 0 {
+		return usagef("--hourly needs --since")
+	}
+	out, err := c.StatsFor(ctx, env.args[0], adminapi.StatsQuery{Channel: o.channel, Version: o.version, Since: time.Duration(o.since)})
 	if err != nil {
 		return err
 	}
-	if o.json {
+	switch {
+	case o.json:
 		return printJSON(env.stdout, out)
+	case out.History != nil && o.hourly:
+		printHourly(env.stdout, out.History)
+	case out.History != nil:
+		printWindow(env.stdout, out.History)
+	default:
+		printStats(env.stdout, out)
 	}
-	printStats(env.stdout, out)
 	return nil
+}
+
+// windowLine says which hours a history answer covers, and why it may
+// miss counts.
+func windowLine(h *adminapi.StatsHistory) string {
+	const layout = "2006-01-02 15:04"
+	s := fmt.Sprintf("hourly counts, cluster-wide, from %s to %s UTC", time.UnixMilli(h.From).UTC().Format(layout),
+		time.UnixMilli(h.To).UTC().Format(layout))
+	if len(h.WaitingFor) > 0 {
+		s += fmt.Sprintf("\nnot recording: waiting for %s to run a build that keeps the history (counters go on)",
+			strings.Join(h.WaitingFor, ", "))
+	}
+	return s
+}
+
+// printWindow prints one row per release: its counts over the window,
+// the hours with counts and the busiest one.
+func printWindow(w io.Writer, h *adminapi.StatsHistory) {
+	fmt.Fprintln(w, windowLine(h))
+	if len(h.Releases) == 0 {
+		fmt.Fprintln(w, "no releases match")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tCHECKS\tDOWNLOADS\tINSTALLS\tFAILURES\tFAIL RATE\tHOURS\tBUSIEST HOUR")
+	for _, r := range h.Releases {
+		busiest := "-"
+		var top int64
+		for _, b := range r.Buckets {
+			if n := b.Offered + b.Installs + b.Failures + b.Downloads; n > top {
+				top, busiest = n, time.UnixMilli(b.Hour).UTC().Format("01-02 15:00")
+			}
+		}
+		t := r.Total
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.3f\t%d\t%s\n", r.Version, t.Offered, t.Downloads, t.Installs, t.Failures,
+			t.FailureRate, len(r.Buckets), busiest)
+	}
+	tw.Flush()
+}
+
+// printHourly prints one row per hour and release with counts, oldest
+// first.
+func printHourly(w io.Writer, h *adminapi.StatsHistory) {
+	fmt.Fprintln(w, windowLine(h))
+	type row struct {
+		hour    int64
+		version string
+		b       state.Bucket
+	}
+	var rows []row
+	for _, r := range h.Releases {
+		for _, b := range r.Buckets {
+			rows = append(rows, row{b.Hour, r.Version, b})
+		}
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "no counts in this period")
+		return
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].hour < rows[j].hour })
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOUR (UTC)\tVERSION\tCHECKS\tDOWNLOADS\tINSTALLS\tFAILURES")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", time.UnixMilli(r.hour).UTC().Format("2006-01-02 15:00"), r.version,
+			r.b.Offered, r.b.Downloads, r.b.Installs, r.b.Failures)
+	}
+	tw.Flush()
 }
 
 func printStats(w io.Writer, out adminapi.StatsAnswer) {

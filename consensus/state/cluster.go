@@ -19,6 +19,9 @@ type Cluster struct {
 	// ReadTokens maps the digest of a read-only operator token to when
 	// it was added (unix ms).
 	ReadTokens map[string]int64 `json:"read_tokens,omitempty"`
+	// Features maps a node id to the features its build announced
+	// (sorted), e.g. FeatureStatsHistory.
+	Features map[string][]string `json:"features,omitempty"`
 }
 
 // NodeInfo describes one node: its libp2p peer id (also its raft server
@@ -105,6 +108,7 @@ func (s *State) DeleteNode(index uint64, id string) (*State, error) {
 	}
 	c.Nodes = maps.Clone(c.Nodes)
 	delete(c.Nodes, id)
+	c.dropFeatures(id)
 	return s.withCluster(index, c), nil
 }
 

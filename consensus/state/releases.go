@@ -93,6 +93,7 @@ func (s *State) DeleteRelease(index uint64, app, version string) (*State, error)
 	}
 	delete(t.releases(), version)
 	t.dropStats(version)
+	t.dropHistory(version)
 	return s.commit(index, t), nil
 }
 

@@ -76,12 +76,22 @@ type ReleaseCounters struct {
 // ReportStats returns a new state at index with node's counters stored.
 // Entries for unknown apps or releases, with a Seq not newer than the
 // stored one, or with negative counts are skipped; ok is false when
-// nothing changed (the caller then keeps the old state).
+// nothing changed (the caller then keeps the old state). It is the
+// StatsReport command, which keeps no history.
 func (s *State) ReportStats(index uint64, node string, entries []ReleaseCounters) (*State, bool) {
+	return s.ReportStatsAt(index, node, 0, entries)
+}
+
+// ReportStatsAt is ReportStats that also adds, when at (the proposer's
+// clock, unix ms) is positive, each stored entry's delta over the node's
+// previous counters to the release's history bucket of that time (see
+// Bucket).
+func (s *State) ReportStatsAt(index uint64, node string, at int64, entries []ReleaseCounters) (*State, bool) {
 	if node == "" {
 		return s, false
 	}
 	apps := map[string]*appTxn{}
+	deltas := map[string]map[string]Bucket{} // app -> version -> delta
 	for _, e := range entries {
 		if !validCounters(e.Counters) {
 			continue
@@ -96,17 +106,27 @@ func (s *State) ReportStats(index uint64, node string, entries []ReleaseCounters
 		if _, ok := t.app.Releases[e.Version]; !ok {
 			continue
 		}
-		if old, ok := t.app.Stats[e.Version][node]; ok && old.Seq >= e.Counters.Seq {
+		old, seen := t.app.Stats[e.Version][node]
+		if seen && old.Seq >= e.Counters.Seq {
 			continue
 		}
 		t.setCounters(e.Version, node, e.Counters)
 		apps[e.App] = t
+		if at > 0 {
+			if deltas[e.App] == nil {
+				deltas[e.App] = map[string]Bucket{}
+			}
+			d := deltas[e.App][e.Version]
+			d.Add(counterDelta(old, e.Counters))
+			deltas[e.App][e.Version] = d
+		}
 	}
 	if len(apps) == 0 {
 		return s, false
 	}
 	next := cloneMap(s.apps())
 	for id, t := range apps {
+		t.addHistory(at, deltas[id])
 		next[id] = t.app
 	}
 	return &State{Index: index, Apps: next, Cluster: s.cluster()}, true

@@ -36,8 +36,8 @@ func (s *State) apps() map[string]*AppState {
 // AppState; its maps are still shared with the old state until the
 // matching own* method copies them.
 type appTxn struct {
-	app                                            *AppState
-	ownChannels, ownReleases, ownDevices, ownStats bool
+	app                                                        *AppState
+	ownChannels, ownReleases, ownDevices, ownStats, ownHistory bool
 }
 
 // editApp starts a change to app id, or returns a not-found error.

@@ -35,6 +35,11 @@ type AppState struct {
 	// Stats holds each node's cumulative counters per release: version
 	// -> node id -> counters. Only releases of the app are counted.
 	Stats map[string]map[string]Counters `json:"stats,omitempty"`
+	// History holds each release's cluster-wide counts per hour, oldest
+	// first: version -> buckets (see Bucket). HistoryAt is the newest
+	// report time (unix ms) seen for the app; retention counts from it.
+	History   map[string][]Bucket `json:"history,omitempty"`
+	HistoryAt int64               `json:"history_at,omitempty"`
 	// NextChannelID numbers channels in creation order (Capgo's channel
 	// list needs a numeric id).
 	NextChannelID int64 `json:"next_channel_id"`

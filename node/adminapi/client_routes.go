@@ -114,12 +114,21 @@ func (c *Client) ControlRollout(ctx context.Context, app, channel, action string
 
 // Stats is GET /admin/v1/apps/{app}/stats[?channel=&version=].
 func (c *Client) Stats(ctx context.Context, app, channel, version string) (StatsAnswer, error) {
+	return c.StatsFor(ctx, app, StatsQuery{Channel: channel, Version: version})
+}
+
+// StatsFor is GET /admin/v1/apps/{app}/stats[?channel=&version=&since=]:
+// with q.Since the answer holds the hourly history of that last period.
+func (c *Client) StatsFor(ctx context.Context, app string, sq StatsQuery) (StatsAnswer, error) {
 	q := url.Values{}
-	if channel != "" {
-		q.Set("channel", channel)
+	if sq.Channel != "" {
+		q.Set("channel", sq.Channel)
 	}
-	if version != "" {
-		q.Set("version", version)
+	if sq.Version != "" {
+		q.Set("version", sq.Version)
+	}
+	if sq.Since != 0 {
+		q.Set("since", sq.Since.String())
 	}
 	p := appPath(app, "stats")
 	if len(q) > 0 {

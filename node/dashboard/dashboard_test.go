@@ -27,6 +27,7 @@ func TestServesFilesWithHeaders(t *testing.T) {
 		"/ui/":            "text/html; charset=utf-8",
 		"/ui/index.html":  "text/html; charset=utf-8",
 		"/ui/app.js":      "text/javascript; charset=utf-8",
+		"/ui/history.js":  "text/javascript; charset=utf-8",
 		"/ui/app.css":     "text/css; charset=utf-8",
 		"/ui/favicon.svg": "image/svg+xml",
 	} {
@@ -91,8 +92,13 @@ func TestSelfContained(t *testing.T) {
 	if regexp.MustCompile(`<script>|<script[^>]*>[^<]+</script>|<style|\sstyle=|\son[a-z]+=`).MatchString(index) {
 		t.Error("index.html has inline script, style or event handlers, which the CSP blocks")
 	}
-	js := string(files["app.js"].body)
-	if strings.Contains(js, "innerHTML") || strings.Contains(js, "eval(") || strings.Contains(js, "new Function") {
-		t.Error("app.js uses innerHTML or eval: data must go in as text")
+	for _, name := range []string{"app.js", "history.js"} {
+		js := string(files[name].body)
+		if js == "" {
+			t.Errorf("no %s", name)
+		}
+		if strings.Contains(js, "innerHTML") || strings.Contains(js, "eval(") || strings.Contains(js, "new Function") {
+			t.Errorf("%s uses innerHTML or eval: data must go in as text", name)
+		}
 	}
 }

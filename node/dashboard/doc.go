@@ -1,7 +1,9 @@
 // Package dashboard is the operator web dashboard every mirrord node
 // serves under /ui/: cluster health (nodes, roles, leader, applied index
 // and lag, last contact, releases ready per node), apps with their
-// channels and releases, rollouts with live install and failure charts,
+// channels and releases and their installs, failures and update checks
+// per version and hour over the last day or week (the cluster's hourly
+// history, history.js), rollouts with live install and failure charts,
 // a device lookup ("which release would this device get, and why") and
 // the rollout and rollback actions, each behind a confirm step.
 //

@@ -7,8 +7,21 @@
 // release, download_complete, set (installs) and failure events (any
 // "*_fail" action and app_launch_timeout; state.IsFailure). Counts reach
 // the cluster as raft writes: every stats.report_interval (2 s by
-// default) a node with new counts proposes one StatsReport entry holding
-// its cumulative counters for the releases that changed. The
+// default) a node with new counts proposes one StatsReportAt entry
+// holding its cumulative counters for the releases that changed and its
+// clock. From these entries the FSM also keeps, per release, the
+// cluster-wide counts of each hour (state.Bucket; eight days): each
+// entry adds what its counters grew by since the node's previous
+// report to the bucket of the report's time, so every node derives the
+// same history from the log, and it travels in snapshots. A node's
+// clock decides only which hour its counts land in; retention follows
+// the newest report time seen, never a local clock. Older builds do not
+// know StatsReportAt and would stop on it, so each node first announces
+// state.FeatureStatsHistory (a NodeFeatures entry, which older builds
+// skip), and a fleet writes StatsReportAt only once every node of the
+// cluster has announced it; until then it writes StatsReport (counters,
+// no history). During a rolling upgrade the history starts when the last
+// node runs the new build. The
 // alternative, libp2p pubsub gossip, was not chosen because:
 //
 //   - the halt policy must act on numbers every node agrees on: the

@@ -156,8 +156,19 @@ func (f *Fleet) Run(ctx context.Context) error {
 // report.
 func (f *Fleet) Report(ctx context.Context) error {
 	st := f.cfg.State()
+	if !st.ClusterInfo().HasFeature(f.cfg.Node, state.FeatureStatsHistory) {
+		// An older leader refuses the announcement (it cannot decode
+		// it): the counters still go out, as StatsReport, and the
+		// announcement is tried again at the next report.
+		if err := f.announce(ctx); err != nil {
+			f.cfg.Log.Debug("announcing the stats history feature failed", "err", err)
+		}
+		st = f.cfg.State()
+	}
+	timed := st.AllHaveFeature(f.cfg.Node, state.FeatureStatsHistory)
 	f.mu.Lock()
-	seq := uint64(f.cfg.Now().UnixNano())
+	now := f.cfg.Now()
+	seq := uint64(now.UnixNano())
 	if seq <= f.lastSeq {
 		seq = f.lastSeq + 1
 	}
@@ -185,7 +196,7 @@ func (f *Fleet) Report(ctx context.Context) error {
 		p.sentSeq = seq
 		total := stored
 		total.Add(p.sent)
-		total.Seq, total.At = seq, f.cfg.Now().UnixMilli()
+		total.Seq, total.At = seq, now.UnixMilli()
 		entries = append(entries, state.ReleaseCounters{App: k.app, Version: k.version, Counters: total})
 	}
 	if len(entries) > 0 {
@@ -195,9 +206,28 @@ func (f *Fleet) Report(ctx context.Context) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	_, err := f.cfg.Apply(ctx, consensus.StatsReport{Node: f.cfg.Node, Releases: entries})
+	// At places the counts in the cluster's hourly history: the FSM
+	// adds each entry's growth over the stored counters to the bucket of
+	// this time, on every node alike. Until every node has announced
+	// that it applies StatsReportAt (a rolling upgrade), the older
+	// command keeps the counters going without history.
+	var cmd consensus.Command = consensus.StatsReport{Node: f.cfg.Node, Releases: entries}
+	if timed {
+		cmd = consensus.StatsReportAt{Node: f.cfg.Node, At: now.UnixMilli(), Releases: entries}
+	}
+	_, err := f.cfg.Apply(ctx, cmd)
 	if err != nil {
 		return errors.Join(errors.New("node: stats report"), err)
+	}
+	return nil
+}
+
+// announce tells the cluster that this node's build applies
+// StatsReportAt (a NodeFeatures entry, which older builds skip).
+func (f *Fleet) announce(ctx context.Context) error {
+	_, err := f.cfg.Apply(ctx, consensus.NodeFeatures{Node: f.cfg.Node, Features: []string{state.FeatureStatsHistory}})
+	if err != nil {
+		return errors.Join(errors.New("node: announce features"), err)
 	}
 	return nil
 }

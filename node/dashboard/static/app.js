@@ -8,6 +8,7 @@
   const SVGNS = 'http://www.w3.org/2000/svg';
   const TOKEN_KEY = 'mirrord.token';
   const APP_KEY = 'mirrord.app';
+  const RANGE_KEY = 'mirrord.range';
   const query = new URLSearchParams(location.search);
   // ?poll=MS sets the refresh period (tests use a short one).
   const POLL_MS = Math.max(250, Number(query.get('poll')) || 3000);
@@ -22,6 +23,8 @@
     apps: [],
     app: sessionStorage.getItem(APP_KEY) || '',
     appData: null,
+    history: null, // {app, range, h}: the app's hourly history answer
+    range: sessionStorage.getItem(RANGE_KEY) === '7d' ? '7d' : '24h',
     series: new Map(), // rollout key -> [{t, installs, failures, downloads}]
     perNode: new Map(), // rollout key -> NodeCounters[]
     cards: new Map(), // rollout key -> card elements
@@ -380,9 +383,20 @@
     if (!st.apps.length) { st.appData = null; return; }
     if (!st.apps.some((a) => a.id === st.app)) st.app = st.apps[0].id;
     const base = '/admin/v1/apps/' + enc(st.app);
+    const range = st.range;
     const [channels, releases, stats] = await Promise.all([
-      api('GET', base + '/channels'), api('GET', base + '/releases'), api('GET', base + '/stats')]);
+      api('GET', base + '/channels'), api('GET', base + '/releases'), api('GET', base + '/stats?since=' + enc(range))]);
+    // The history's window moves with the clock: it is kept apart so
+    // that the tables are not redrawn at every poll.
+    st.history = { app: st.app, range, h: stats.history || null };
+    delete stats.history;
     st.appData = { app: st.app, channels, releases, stats };
+  }
+
+  function setRange(range) {
+    st.range = range;
+    sessionStorage.setItem(RANGE_KEY, range);
+    refreshNow();
   }
 
   function renderApps() {
@@ -443,6 +457,13 @@
             el('td', { class: 'num' + (t.failure_rate > 0.2 ? ' error' : ''), text: pct(t.failure_rate) }));
         }) : el('tr', null, el('td', { colspan: 12, class: 'muted', text: 'No releases yet.' }))));
       replace($('release-chart'), releaseBars(rels.slice(0, 12).map((r) => ({ label: r.version, v: stats.get(r.version) || {} }))));
+    });
+    const hs = st.history;
+    if (!hs || hs.app !== st.app) return;
+    const h = hs.h;
+    once('history', [hs.app, hs.range, h && h.from, h && h.releases, h && h.waiting_for], () => {
+      $('history-title').textContent = 'Over the ' + (hs.range === '7d' ? 'last week' : 'last day') + ' (per hour, cluster-wide)';
+      hist.render($('history'), h, hs.range, setRange);
     });
   }
 
@@ -745,6 +766,8 @@
   }
 
   // ---- start ----
+
+  const hist = window.mirrordHistory({ el, svg, num, ticks, replace });
 
   function start() {
     $('login-form').addEventListener('submit', (e) => { e.preventDefault(); signIn($('token-input').value); });

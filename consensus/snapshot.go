@@ -8,7 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 
 	"mirrord/consensus/state"
 )
@@ -99,33 +100,33 @@ func writeSnapshot(w io.Writer, s *state.State) error {
 		for _, name := range a.ChannelNames() {
 			sw.record(recordChannel, channelRecord{App: id, Channel: *a.Channels[name]})
 		}
-		for _, v := range sortedKeys(a.Releases) {
+		for _, v := range slices.Sorted(maps.Keys(a.Releases)) {
 			sw.record(recordRelease, a.Releases[v])
 		}
-		for _, dev := range sortedKeys(a.Devices) {
+		for _, dev := range slices.Sorted(maps.Keys(a.Devices)) {
 			o := a.Devices[dev]
 			sw.record(recordDeviceOverride, deviceRecord{
 				App: id, DeviceID: dev, Channel: o.Channel, Version: o.Version,
 			})
 		}
-		for _, v := range sortedKeys(a.Stats) {
-			for _, n := range sortedKeys(a.Stats[v]) {
+		for _, v := range slices.Sorted(maps.Keys(a.Stats)) {
+			for _, n := range slices.Sorted(maps.Keys(a.Stats[v])) {
 				sw.record(recordStats, statsRecord{App: id, Version: v, Node: n, Counters: a.Stats[v][n]})
 			}
 		}
 		sw.writeHistory(a)
 	}
 	if c := s.Cluster; c != nil {
-		for _, id := range sortedKeys(c.Nodes) {
+		for _, id := range slices.Sorted(maps.Keys(c.Nodes)) {
 			sw.record(recordNode, c.Nodes[id])
 		}
-		for _, d := range sortedKeys(c.AdminTokens) {
+		for _, d := range slices.Sorted(maps.Keys(c.AdminTokens)) {
 			sw.record(recordAdminToken, tokenRecord{Digest: d, At: c.AdminTokens[d]})
 		}
-		for _, d := range sortedKeys(c.JoinTokens) {
+		for _, d := range slices.Sorted(maps.Keys(c.JoinTokens)) {
 			sw.record(recordJoinToken, tokenRecord{Digest: d, At: c.JoinTokens[d]})
 		}
-		for _, d := range sortedKeys(c.ReadTokens) {
+		for _, d := range slices.Sorted(maps.Keys(c.ReadTokens)) {
 			sw.record(recordReadToken, tokenRecord{Digest: d, At: c.ReadTokens[d]})
 		}
 		sw.writeFeatures(c)
@@ -166,15 +167,6 @@ func (sw *snapshotWriter) record(t recordType, v any) {
 	hdr := binary.AppendUvarint([]byte{byte(t)}, uint64(len(payload)))
 	sw.raw(hdr)
 	sw.raw(payload)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // ReadSnapshot decodes a snapshot written by WriteSnapshot into a fresh

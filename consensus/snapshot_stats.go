@@ -3,6 +3,7 @@ package consensus
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"mirrord/consensus/state"
@@ -35,7 +36,7 @@ type historyAtRecord struct {
 
 // writeHistory writes the history records of app a.
 func (sw *snapshotWriter) writeHistory(a *state.AppState) {
-	for _, v := range sortedKeys(a.History) {
+	for _, v := range slices.Sorted(maps.Keys(a.History)) {
 		sw.record(recordHistory, historyRecord{App: a.App.ID, Version: v, Buckets: a.History[v]})
 	}
 	if a.HistoryAt != 0 {
@@ -96,7 +97,7 @@ type featuresRecord struct {
 
 // writeFeatures writes the features records of the cluster.
 func (sw *snapshotWriter) writeFeatures(c *state.Cluster) {
-	for _, id := range sortedKeys(c.Features) {
+	for _, id := range slices.Sorted(maps.Keys(c.Features)) {
 		sw.record(recordFeatures, featuresRecord{Node: id, Features: c.Features[id]})
 	}
 }

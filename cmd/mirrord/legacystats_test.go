@@ -1,7 +1,6 @@
 package main
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,30 +15,8 @@ import (
 // there was no new version), which reach every node's event log only
 // marked as ignored; then 60 real failures from 8.51 devices halt it.
 func TestLegacyDownloadFailCluster(t *testing.T) {
-	vec := vectors(t)
-	a := startNodeWith(t, "", fastStats)
-	tok := strings.Fields(a.cli(t, "cluster", "token"))[0]
-	b := joinNode(t, a.url, tok, fastStats)
-	c := joinNode(t, b.url, tok, fastStats)
-	nodes := []*testNode{a, b, c}
-
 	const app = "com.example.legacy"
-	a.cli(t, "app", "create", app)
-	a.cli(t, "publish", "--app", app, "--version", "1.0.1", "--channel", "production", filepath.Join(vec, "src-1.0.1"))
-	a.cli(t, "publish", "--app", app, "--version", "1.0.2", filepath.Join(vec, "src-1.0.2"))
-	out := b.cli(t, "rollout", "start", app, "production", "--version", "1.0.2", "--percent", "20",
-		"--halt-failure-rate", "0.2", "--halt-min-events", "50")
-	if !strings.Contains(out, "1.0.2 to 20.00% of devices (active)") {
-		t.Fatalf("rollout start said:\n%s", out)
-	}
-	consensustest.WaitFor(t, "the rollout on every node", func() bool {
-		for _, n := range nodes {
-			if r := rolloutAt(t, n, app, "production").Rollout; r == nil || r.BasisPoints != 2000 {
-				return false
-			}
-		}
-		return true
-	}, 10*time.Second)
+	nodes := startRolloutCluster(t, app, 20)
 
 	// 200 legacy download_fail about the rollout release, one event per
 	// request as these plugins send them, spread over the nodes. Counted,
@@ -59,7 +36,7 @@ func TestLegacyDownloadFailCluster(t *testing.T) {
 		fc.stat(n.url, deviceID(1000+i), "set", "1.0.2")
 	}
 	consensustest.WaitFor(t, "the three installs reported by every node", func() bool {
-		return rolloutAt(t, c, app, "production").Since.Installs == 3
+		return rolloutAt(t, nodes[2], app, "production").Since.Installs == 3
 	}, 20*time.Second)
 	for _, n := range nodes {
 		ri := rolloutAt(t, n, app, "production")
@@ -93,7 +70,7 @@ func TestLegacyDownloadFailCluster(t *testing.T) {
 		}
 		return true
 	}, 30*time.Second)
-	ri := rolloutAt(t, a, app, "production")
+	ri := rolloutAt(t, nodes[0], app, "production")
 	if h := ri.Rollout.Halt; !strings.Contains(h.Reason, "exceeds the 0.200 threshold") || h.Tally.Failures > 60 {
 		t.Fatalf("halt %+v", h)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -110,31 +111,9 @@ func rolloutAt(t *testing.T, n *testNode, app, channel string) adminapi.RolloutI
 // which new devices get the stable release while devices on the rollout
 // release stay on it.
 func TestRolloutAcrossCluster(t *testing.T) {
-	vec := vectors(t)
-	a := startNodeWith(t, "", fastStats)
-	tok := strings.Fields(a.cli(t, "cluster", "token"))[0]
-	b := joinNode(t, a.url, tok, fastStats)
-	c := joinNode(t, b.url, tok, fastStats)
-	nodes := []*testNode{a, b, c}
-
 	const app = "com.example.rollout"
-	b.cli(t, "app", "create", app)
-	b.cli(t, "publish", "--app", app, "--version", "1.0.1", "--channel", "production", filepath.Join(vec, "src-1.0.1"))
-	// No --channel: stored only, as in the issue's acceptance run.
-	b.cli(t, "publish", "--app", app, "--version", "1.0.2", filepath.Join(vec, "src-1.0.2"))
-	out := c.cli(t, "rollout", "start", app, "production", "--version", "1.0.2", "--percent", "10",
-		"--halt-failure-rate", "0.2", "--halt-min-events", "50")
-	if !strings.Contains(out, "1.0.2 to 10.00% of devices (active)") {
-		t.Fatalf("rollout start said:\n%s", out)
-	}
-	consensustest.WaitFor(t, "the rollout on every node", func() bool {
-		for _, n := range nodes {
-			if r := rolloutAt(t, n, app, "production").Rollout; r == nil || r.BasisPoints != 1000 {
-				return false
-			}
-		}
-		return true
-	}, 10*time.Second)
+	nodes := startRolloutCluster(t, app, 10)
+	a, b, c := nodes[0], nodes[1], nodes[2]
 
 	fc := newFleetClient(t, app)
 	const devices = 10000
@@ -482,4 +461,37 @@ func TestRolloutCommands(t *testing.T) {
 	if v := fc.check(n.url, deviceID(2), "builtin"); v != "1.0.1" {
 		t.Fatalf("unpinned device got %s", v)
 	}
+}
+
+// startRolloutCluster starts three nodes with fast stats reports,
+// publishes app's 1.0.1 on production and 1.0.2 stored only (as in the
+// acceptance run of issue 5) through the second node, and starts a
+// rollout of 1.0.2 to percent of devices with a halt policy (failure
+// rate 0.2 over at least 50 events) through the third, waiting until
+// every node has it.
+func startRolloutCluster(t *testing.T, app string, percent int) []*testNode {
+	t.Helper()
+	vec := vectors(t)
+	a := startNodeWith(t, "", fastStats)
+	tok := strings.Fields(a.cli(t, "cluster", "token"))[0]
+	b := joinNode(t, a.url, tok, fastStats)
+	c := joinNode(t, b.url, tok, fastStats)
+	nodes := []*testNode{a, b, c}
+	b.cli(t, "app", "create", app)
+	b.cli(t, "publish", "--app", app, "--version", "1.0.1", "--channel", "production", filepath.Join(vec, "src-1.0.1"))
+	b.cli(t, "publish", "--app", app, "--version", "1.0.2", filepath.Join(vec, "src-1.0.2"))
+	out := c.cli(t, "rollout", "start", app, "production", "--version", "1.0.2", "--percent", strconv.Itoa(percent),
+		"--halt-failure-rate", "0.2", "--halt-min-events", "50")
+	if want := fmt.Sprintf("1.0.2 to %d.00%% of devices (active)", percent); !strings.Contains(out, want) {
+		t.Fatalf("rollout start said:\n%s", out)
+	}
+	consensustest.WaitFor(t, "the rollout on every node", func() bool {
+		for _, n := range nodes {
+			if r := rolloutAt(t, n, app, "production").Rollout; r == nil || r.BasisPoints != percent*100 {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second)
+	return nodes
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"maps"
 	"slices"
 	"sort"
 )
@@ -86,7 +87,7 @@ func (t *appTxn) addHistory(at int64, deltas map[string]Bucket) {
 	if hour < cutoff {
 		return // older than what is kept
 	}
-	for _, v := range sortedKeys(deltas) {
+	for _, v := range slices.Sorted(maps.Keys(deltas)) {
 		d := deltas[v]
 		if d.IsZero() {
 			continue
@@ -113,7 +114,7 @@ func withBucket(old []Bucket, d Bucket) []Bucket {
 
 // pruneHistory drops the buckets before cutoff from every release.
 func (t *appTxn) pruneHistory(cutoff int64) {
-	for _, v := range sortedKeys(t.app.History) {
+	for _, v := range slices.Sorted(maps.Keys(t.app.History)) {
 		b := t.app.History[v]
 		i := sort.Search(len(b), func(i int) bool { return b[i].Hour >= cutoff })
 		switch {
@@ -157,13 +158,4 @@ func (a *AppState) HistorySince(version string, from int64) []Bucket {
 	b := a.History[version]
 	i := sort.Search(len(b), func(i int) bool { return b[i].Hour >= HourOf(max(from, 0)) })
 	return b[i:]
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -46,6 +46,14 @@ const (
 	TypeAppDelete       CommandType = 21
 	TypeStatsReportAt   CommandType = 22
 	TypeNodeFeatures    CommandType = 23 // always written with IgnoreUnknown
+	// Named tokens and the audit log (24-27) are written with
+	// IgnoreUnknown: a build older than them skips them during a
+	// rolling upgrade (and keeps its tokens as they were) rather than
+	// stopping.
+	TypeTokenCreate CommandType = 24
+	TypeTokenRevoke CommandType = 25
+	TypeTokenRotate CommandType = 26
+	TypeAuditAppend CommandType = 27
 )
 
 // String returns the command's name, for logs.
@@ -84,6 +92,10 @@ var commandNames = map[CommandType]string{
 	TypeAppDelete:       "AppDelete",
 	TypeStatsReportAt:   "StatsReportAt",
 	TypeNodeFeatures:    "NodeFeatures",
+	TypeTokenCreate:     "TokenCreate",
+	TypeTokenRevoke:     "TokenRevoke",
+	TypeTokenRotate:     "TokenRotate",
+	TypeAuditAppend:     "AuditAppend",
 }
 
 // Command is implemented by every command struct of this package; the
@@ -288,6 +300,43 @@ type ReadTokenDelete struct {
 	Digest string `json:"digest"`
 }
 
+// TokenCreate adds a named operator token (state.State.CreateToken);
+// only the digest of its secret is replicated. The proposer sets
+// CreatedAt and CreatedBy.
+type TokenCreate struct {
+	Token state.Token `json:"token"`
+}
+
+// TokenRevoke removes the operator token Name, named or legacy.
+type TokenRevoke struct {
+	Name string `json:"name"`
+}
+
+// TokenRotate replaces the secret of the token Name by the one whose
+// digest is Digest; At is the proposer's clock (unix ms).
+type TokenRotate struct {
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+	At     int64  `json:"at"`
+}
+
+// AuditAppend appends entries to the audit log (state.MaxAudit kept).
+type AuditAppend struct {
+	Entries []state.AuditEntry `json:"entries"`
+}
+
+// CommandType implements Command; the IgnoreUnknown bit is part of it.
+func (TokenCreate) CommandType() CommandType { return TypeTokenCreate | IgnoreUnknown }
+
+// CommandType implements Command; the IgnoreUnknown bit is part of it.
+func (TokenRevoke) CommandType() CommandType { return TypeTokenRevoke | IgnoreUnknown }
+
+// CommandType implements Command; the IgnoreUnknown bit is part of it.
+func (TokenRotate) CommandType() CommandType { return TypeTokenRotate | IgnoreUnknown }
+
+// CommandType implements Command; the IgnoreUnknown bit is part of it.
+func (AuditAppend) CommandType() CommandType { return TypeAuditAppend | IgnoreUnknown }
+
 // CommandType implements Command.
 func (ReadTokenAdd) CommandType() CommandType { return TypeReadTokenAdd }
 
@@ -383,6 +432,10 @@ var decoders = map[CommandType]func([]byte) (any, error){
 	TypeAppDelete:       decodeAs[AppDelete],
 	TypeStatsReportAt:   decodeAs[StatsReportAt],
 	TypeNodeFeatures:    decodeAs[NodeFeatures],
+	TypeTokenCreate:     decodeAs[TokenCreate],
+	TypeTokenRevoke:     decodeAs[TokenRevoke],
+	TypeTokenRotate:     decodeAs[TokenRotate],
+	TypeAuditAppend:     decodeAs[AuditAppend],
 }
 
 // Encode returns the log entry for cmd: its type byte followed by its

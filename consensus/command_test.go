@@ -63,6 +63,13 @@ func sampleCommands() []Command {
 			Counters: state.Counters{Seq: 8, Offered: 101, Downloads: 91, Installs: 81,
 				Failures: map[string]int64{"update_fail": 6}, At: 1700000001000}}}},
 		NodeFeatures{Node: "12D3KooWA", Features: []string{"stats-history"}},
+		TokenCreate{Token: state.Token{Name: "ci", Digest: strings.Repeat("d4", 32), Scope: state.ScopePublish,
+			Apps: []string{"com.example.app"}, CreatedAt: 1700000001200, CreatedBy: "admin"}},
+		TokenRevoke{Name: "ci"},
+		TokenRotate{Name: "admin", Digest: strings.Repeat("e5", 32), At: 1700000001300},
+		AuditAppend{Entries: []state.AuditEntry{{At: 1700000001400, Node: "12D3KooWA", Token: "ci", Method: "POST",
+			Route: "/admin/v1/apps/{app}/releases", Target: map[string]string{"app": "com.example.app"},
+			Remote: "127.0.0.1:5000", Status: 201}}},
 	}
 }
 

@@ -80,6 +80,10 @@ var applyTable = map[CommandType]applyFunc{
 	TypeAppDelete:       applyAppDelete,
 	TypeStatsReportAt:   applyStatsReportAt,
 	TypeNodeFeatures:    applyNodeFeatures,
+	TypeTokenCreate:     applyTokenCreate,
+	TypeTokenRevoke:     applyTokenRevoke,
+	TypeTokenRotate:     applyTokenRotate,
+	TypeAuditAppend:     applyAuditAppend,
 }
 
 // Apply implements raft.FSM. On success it returns the new *state.State
@@ -200,6 +204,23 @@ func applyReadTokenAdd(s *state.State, index uint64, cmd any) (*state.State, err
 
 func applyReadTokenDelete(s *state.State, index uint64, cmd any) (*state.State, error) {
 	return s.DeleteReadToken(index, cmd.(ReadTokenDelete).Digest)
+}
+
+func applyTokenCreate(s *state.State, index uint64, cmd any) (*state.State, error) {
+	return s.CreateToken(index, cmd.(TokenCreate).Token)
+}
+
+func applyTokenRevoke(s *state.State, index uint64, cmd any) (*state.State, error) {
+	return s.RevokeToken(index, cmd.(TokenRevoke).Name)
+}
+
+func applyTokenRotate(s *state.State, index uint64, cmd any) (*state.State, error) {
+	c := cmd.(TokenRotate)
+	return s.RotateToken(index, c.Name, c.Digest, c.At)
+}
+
+func applyAuditAppend(s *state.State, index uint64, cmd any) (*state.State, error) {
+	return s.AppendAudit(index, cmd.(AuditAppend).Entries)
 }
 
 func applyJoinTokenAdd(s *state.State, index uint64, cmd any) (*state.State, error) {

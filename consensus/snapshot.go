@@ -52,6 +52,8 @@ const (
 	recordHistory        recordType = 11 // historyRecord
 	recordHistoryAt      recordType = 12 // historyAtRecord
 	recordFeatures       recordType = 13 // featuresRecord
+	recordNamedToken     recordType = 14 // state.Token
+	recordAudit          recordType = 15 // state.AuditEntry, in log order
 )
 
 // tokenRecord is an admin or read-only token (At = created) or a join
@@ -130,6 +132,7 @@ func writeSnapshot(w io.Writer, s *state.State) error {
 			sw.record(recordReadToken, tokenRecord{Digest: d, At: c.ReadTokens[d]})
 		}
 		sw.writeFeatures(c)
+		sw.writeTokens(c)
 	}
 	sw.record(recordMeta, meta)
 	if sw.err != nil {
@@ -265,6 +268,10 @@ func (sr *snapshotReader) apply(t recordType, payload []byte) error {
 		return sr.readFeatures(payload)
 	case recordNode:
 		return sr.readNode(payload)
+	case recordNamedToken:
+		return sr.readNamedToken(payload)
+	case recordAudit:
+		return sr.readAudit(payload)
 	case recordAdminToken, recordJoinToken, recordReadToken:
 		return sr.readToken(t, payload)
 	case recordMeta:

@@ -22,6 +22,12 @@ type Cluster struct {
 	// Features maps a node id to the features its build announced
 	// (sorted), e.g. FeatureStatsHistory.
 	Features map[string][]string `json:"features,omitempty"`
+	// Tokens maps the digest of a named operator token to it (see
+	// Token); AdminTokens and ReadTokens hold the unnamed tokens of
+	// older builds, which TokenList names.
+	Tokens map[string]Token `json:"tokens,omitempty"`
+	// Audit is the audit log, oldest first, at most MaxAudit entries.
+	Audit []AuditEntry `json:"audit,omitempty"`
 }
 
 // NodeInfo describes one node: its libp2p peer id (also its raft server
@@ -57,14 +63,14 @@ func (s *State) ClusterInfo() *Cluster {
 
 // AdminTokenValid reports whether digest names an admin token.
 func (s *State) AdminTokenValid(digest string) bool {
-	_, ok := s.ClusterInfo().AdminTokens[digest]
-	return ok
+	t, ok := s.TokenByDigest(digest)
+	return ok && t.Scope == ScopeAdmin
 }
 
 // ReadTokenValid reports whether digest names a read-only token.
 func (s *State) ReadTokenValid(digest string) bool {
-	_, ok := s.ClusterInfo().ReadTokens[digest]
-	return ok
+	t, ok := s.TokenByDigest(digest)
+	return ok && t.Scope == ScopeRead
 }
 
 // JoinTokenValid reports whether digest names a join token that has not
@@ -121,6 +127,9 @@ func (s *State) AddAdminToken(index uint64, digest string, at int64) (*State, er
 	if _, ok := c.AdminTokens[digest]; ok {
 		return s.WithIndex(index), nil
 	}
+	if _, ok := c.Tokens[digest]; ok { // already a named token
+		return s.WithIndex(index), nil
+	}
 	c.AdminTokens = cloneMap(c.AdminTokens)
 	c.AdminTokens[digest] = at
 	return s.withCluster(index, c), nil
@@ -156,6 +165,9 @@ func (s *State) AddReadToken(index uint64, digest string, at int64) (*State, err
 	}
 	c := s.editCluster()
 	if _, ok := c.ReadTokens[digest]; ok {
+		return s.WithIndex(index), nil
+	}
+	if _, ok := c.Tokens[digest]; ok { // already a named token
 		return s.WithIndex(index), nil
 	}
 	c.ReadTokens = cloneMap(c.ReadTokens)

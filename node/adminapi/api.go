@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -72,6 +73,11 @@ type Config struct {
 	// Disk, if set, reports the block store's use of its disk in the
 	// status.
 	Disk func() replication.DiskStatus
+	// Rotated, if set, is called after the secret of the first admin
+	// token (state.AdminTokenName) was rotated through this node, with
+	// the new secret: the node writes it to DATA/admin.token and hands
+	// it to the other nodes (see docs/operations.md, Tokens).
+	Rotated func(ctx context.Context, secret string)
 }
 
 // DefaultMaxBodyBytes is the admin JSON body limit when Config gives
@@ -89,6 +95,11 @@ type API struct {
 	store Store
 	log   *slog.Logger
 	now   func() time.Time
+	// refusals bounds the refusals written to the audit log.
+	refusals refusalLimit
+	// used maps a token name to when this node last admitted it (unix
+	// ms, an int64).
+	used sync.Map
 }
 
 // New returns the admin API. It does no I/O.
@@ -135,6 +146,11 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("POST /admin/v1/gc", a.httpGC)
 	h("DELETE /admin/v1/cluster/nodes/{id}", a.httpRemoveNode)
 	h("GET /admin/v1/auth", a.httpWhoami)
+	h("GET /admin/v1/audit", a.httpAudit)
+	mux.Handle("POST /admin/v1/tokens", a.adminOnly(a.httpCreateToken))
+	mux.Handle("GET /admin/v1/tokens", a.adminOnly(a.httpListTokens))
+	mux.Handle("DELETE /admin/v1/tokens/{name}", a.adminOnly(a.httpRevokeToken))
+	mux.Handle("POST /admin/v1/tokens/{name}/rotate", a.adminOnly(a.httpRotateToken))
 	mux.Handle("POST /admin/v1/tokens/read", a.adminOnly(a.httpCreateReadToken))
 	mux.Handle("GET /admin/v1/tokens/read", a.adminOnly(a.httpListReadTokens))
 	mux.Handle("DELETE /admin/v1/tokens/read/{id}", a.adminOnly(a.httpDeleteReadToken))

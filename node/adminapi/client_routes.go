@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"mirrord/consensus/state"
 	"mirrord/content"
@@ -194,4 +195,29 @@ func (c *Client) ReadTokens(ctx context.Context) ([]ReadToken, error) {
 // DeleteReadToken is DELETE /admin/v1/tokens/read/{id}.
 func (c *Client) DeleteReadToken(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/admin/v1/tokens/read/"+esc(id), nil, nil)
+}
+
+// CreateToken is POST /admin/v1/tokens.
+func (c *Client) CreateToken(ctx context.Context, req TokenRequest) (TokenInfo, error) {
+	return request[TokenInfo](ctx, c, http.MethodPost, "/admin/v1/tokens", req)
+}
+
+// Tokens is GET /admin/v1/tokens.
+func (c *Client) Tokens(ctx context.Context) ([]TokenInfo, error) {
+	return get[[]TokenInfo](ctx, c, "/admin/v1/tokens")
+}
+
+// RevokeToken is DELETE /admin/v1/tokens/{name}.
+func (c *Client) RevokeToken(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/admin/v1/tokens/"+esc(name), nil, nil)
+}
+
+// RotateToken is POST /admin/v1/tokens/{name}/rotate.
+func (c *Client) RotateToken(ctx context.Context, name string) (TokenInfo, error) {
+	return request[TokenInfo](ctx, c, http.MethodPost, "/admin/v1/tokens/"+esc(name)+"/rotate", nil)
+}
+
+// Audit is GET /admin/v1/audit?since=MS.
+func (c *Client) Audit(ctx context.Context, since int64) ([]state.AuditEntry, error) {
+	return get[[]state.AuditEntry](ctx, c, "/admin/v1/audit?since="+strconv.FormatInt(since, 10))
 }

@@ -22,13 +22,17 @@ type ReadToken struct {
 }
 
 // AuthInfo is the answer of GET /admin/v1/auth: what the caller's token
-// allows ("read" or "admin").
+// allows ("read", "publish" or "admin"), its name and, for publish
+// tokens, its apps.
 type AuthInfo struct {
-	Access string `json:"access"`
+	Access string   `json:"access"`
+	Name   string   `json:"name,omitempty"`
+	Apps   []string `json:"apps,omitempty"`
 }
 
 func (a *API) httpWhoami(r *http.Request) (int, any, error) {
-	return http.StatusOK, AuthInfo{Access: a.AccessOf(r).String()}, nil
+	tok, _ := a.caller(r)
+	return http.StatusOK, AuthInfo{Access: accessOfScope(tok.Scope).String(), Name: tok.Name, Apps: tok.Apps}, nil
 }
 
 // CreateReadToken makes a new random read-only token (256 bits, hex)

@@ -28,7 +28,8 @@ func (d *daemon) newHTTPServer() (*http.Server, error) {
 	devAPI.Register(mux)
 	adminAPI := adminapi.New(adminapi.Config{Token: d.token, MaxBodyBytes: int64(cfg.Limits.MaxAdminBodyBytes),
 		MaxUploadBytes: int64(cfg.Limits.MaxUploadBytes), Cluster: d.cluster, Budget: d.repl.CheckBudget,
-		Barrier: d.cluster.Barrier, GC: d.repl.Collect, Reclaim: d.repl.CollectSoon, Disk: d.repl.Disk},
+		Barrier: d.cluster.Barrier, GC: d.repl.Collect, Reclaim: d.repl.CollectSoon, Disk: d.repl.Disk,
+		Rotated: d.cluster.ShareAdminToken},
 		d.cluster, d.store, d.log.With("component", "admin"))
 	adminAPI.Register(mux)
 	d.admin = adminAPI

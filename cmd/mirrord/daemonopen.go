@@ -205,7 +205,7 @@ func (d *daemon) newServices() error {
 	})
 	d.cluster = cluster.New(cluster.Config{
 		Host: d.h, Cons: d.cons, HTTP: d.httpURL, Voters: cfg.Cluster.Voters,
-		Progress: d.repl.Progress, PeersFile: filepath.Join(d.data, "peers.json"),
+		Progress: d.repl.Progress, PeersFile: filepath.Join(d.data, "peers.json"), TokenDir: d.data,
 		Exchange: func() (node.ExchangeStats, error) { return node.ExchangeStatsOf(d.bsw) },
 		Log:      d.log.With("component", "cluster"),
 	})

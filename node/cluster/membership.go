@@ -40,6 +40,9 @@ type Config struct {
 	// AdminToken is this node's admin token; the leader hands it to
 	// joining nodes, so that one token works everywhere.
 	AdminToken string
+	// TokenDir, if set, is the data directory whose admin.token is
+	// rewritten when the first admin token is rotated (ShareAdminToken).
+	TokenDir string
 	// Progress reports this node's replication progress per release;
 	// nil reports none.
 	Progress func(ctx context.Context) []replication.ReleaseProgress
@@ -309,7 +312,8 @@ func (c *Cluster) members() []state.NodeInfo {
 }
 
 // Announce makes sure the cluster state holds this node's current record
-// and the digest of its admin token, retrying until ctx ends. Run it in
+// and, in a cluster without an admin token, the digest of its own,
+// retrying until ctx ends. Run it in
 // the background after start: it needs a leader. It returns nil once
 // the state holds the record, or when ctx ends.
 func (c *Cluster) Announce(ctx context.Context) error {
@@ -326,7 +330,10 @@ func (c *Cluster) Announce(ctx context.Context) error {
 			}
 			_, err = c.Apply(ctx, consensus.NodeSet{Node: self})
 		}
-		if err == nil && tok != "" && !st.AdminTokenValid(digest) {
+		// The node's token is added only to a cluster that knows no
+		// admin token yet (its first start): a rotated or revoked token
+		// left in a file must not come back.
+		if err == nil && tok != "" && !st.HasAdminToken() {
 			_, err = c.Apply(ctx, consensus.AdminTokenAdd{Digest: digest, CreatedAt: time.Now().UnixMilli()})
 		}
 		if err == nil {

@@ -40,6 +40,9 @@ type rpcRequest struct {
 	Node  *state.NodeInfo `json:"node,omitempty"`
 	// ID is the node to remove (remove).
 	ID string `json:"id,omitempty"`
+	// Index is the state index the callee must reach first
+	// (admin-token, whose Token is the rotated admin token).
+	Index uint64 `json:"index,omitempty"`
 	// Forwarded is set by a follower relaying the call to the leader,
 	// so that a call is relayed at most once.
 	Forwarded bool `json:"forwarded,omitempty"`
@@ -138,6 +141,12 @@ func (c *Cluster) handle(ctx context.Context, s network.Stream) {
 			return
 		}
 		_ = enc.Encode(rpcReply{Index: c.cons.State().Index})
+	case "admin-token":
+		if !member {
+			_ = enc.Encode(errReply("forbidden", "not a cluster member"))
+			return
+		}
+		_ = enc.Encode(c.onAdminToken(ctx, req))
 	case "apply", "remove":
 		if !member {
 			_ = enc.Encode(errReply("forbidden", "not a cluster member"))

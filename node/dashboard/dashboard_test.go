@@ -28,6 +28,7 @@ func TestServesFilesWithHeaders(t *testing.T) {
 		"/ui/index.html":  "text/html; charset=utf-8",
 		"/ui/app.js":      "text/javascript; charset=utf-8",
 		"/ui/history.js":  "text/javascript; charset=utf-8",
+		"/ui/audit.js":    "text/javascript; charset=utf-8",
 		"/ui/app.css":     "text/css; charset=utf-8",
 		"/ui/favicon.svg": "image/svg+xml",
 	} {
@@ -92,7 +93,7 @@ func TestSelfContained(t *testing.T) {
 	if regexp.MustCompile(`<script>|<script[^>]*>[^<]+</script>|<style|\sstyle=|\son[a-z]+=`).MatchString(index) {
 		t.Error("index.html has inline script, style or event handlers, which the CSP blocks")
 	}
-	for _, name := range []string{"app.js", "history.js"} {
+	for _, name := range []string{"app.js", "history.js", "audit.js"} {
 		js := string(files[name].body)
 		if js == "" {
 			t.Errorf("no %s", name)

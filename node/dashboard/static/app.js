@@ -13,7 +13,7 @@
   // ?poll=MS sets the refresh period (tests use a short one).
   const POLL_MS = Math.max(250, Number(query.get('poll')) || 3000);
   const MAX_POINTS = 600; // per rollout: 30 minutes at the default period
-  const TABS = ['cluster', 'apps', 'rollouts', 'lookup'];
+  const TABS = ['cluster', 'apps', 'rollouts', 'lookup', 'audit'];
 
   const st = {
     token: sessionStorage.getItem(TOKEN_KEY) || '',
@@ -31,6 +31,7 @@
     timer: 0,
     refreshing: null,
     signature: {},
+    audit: null, // the audit log entries of the last 7 days
   };
 
   const $ = (id) => document.getElementById(id);
@@ -191,9 +192,10 @@
     $('tabs').hidden = false;
     $('who').hidden = false;
     const badge = $('access-badge');
-    badge.textContent = st.access === 'admin' ? 'admin' : 'read-only';
+    badge.textContent = st.access === 'admin' ? 'admin' : st.access === 'publish' ? 'publish' : 'read-only';
     badge.className = 'badge ' + st.access;
-    badge.title = st.access === 'admin' ? 'This token can change the cluster.' : 'This token can view but not change anything.';
+    badge.title = (who.name ? 'Token "' + who.name + '": ' : '') +
+      (st.access === 'admin' ? 'it can change the cluster.' : 'it can view but not change anything.');
     route();
     tick();
   }
@@ -262,6 +264,7 @@
       ]);
       st.apps = apps || [];
       if (st.tab === 'apps') await loadApp();
+      if (st.tab === 'audit') st.audit = await audit.load(api);
       render();
       $('updated').textContent = 'updated ' + clock(Date.now());
       $('updated').classList.remove('error');
@@ -284,6 +287,7 @@
     if (st.tab === 'apps') renderApps();
     if (st.tab === 'rollouts') renderRollouts();
     if (st.tab === 'lookup') fillAppSelect($('lookup-app'));
+    if (st.tab === 'audit') once('audit', st.audit, () => audit.render($('audit-table'), $('audit-note'), st.audit));
   }
 
   // once calls fn only when data differs from the last call for view,
@@ -768,6 +772,7 @@
   // ---- start ----
 
   const hist = window.mirrordHistory({ el, svg, num, ticks, replace });
+  const audit = window.mirrordAudit({ el, replace });
 
   function start() {
     $('login-form').addEventListener('submit', (e) => { e.preventDefault(); signIn($('token-input').value); });

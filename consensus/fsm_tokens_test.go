@@ -156,9 +156,41 @@ func TestAuditAppend(t *testing.T) {
 	}
 }
 
+// tokensState is a state with a legacy admin token, a rotated named
+// publish token and two audit entries.
+func tokensState(t testing.TB) *state.State {
+	t.Helper()
+	s := state.Empty()
+	var err error
+	steps := []func(*state.State) (*state.State, error){
+		func(s *state.State) (*state.State, error) { return s.AddAdminToken(1, digest("a1"), 1) },
+		func(s *state.State) (*state.State, error) {
+			return s.CreateToken(2, state.Token{Name: "ci", Digest: digest("d4"), Scope: "publish", Apps: []string{"a.one", "a.two"}, CreatedAt: 5, CreatedBy: "admin"})
+		},
+		func(s *state.State) (*state.State, error) { return s.RotateToken(3, "ci", digest("d5"), 6) },
+		func(s *state.State) (*state.State, error) {
+			return s.AppendAudit(4, []state.AuditEntry{{At: 7, Node: "n1", Token: "ci", Method: "POST", Route: "/admin/v1/apps/{app}/releases",
+				Target: map[string]string{"app": "a.one"}, Remote: "127.0.0.1:1", Status: 201}, {At: 8, Method: "GET", Route: "/admin/v1/auth", Status: 401, Target: map[string]string{}}})
+		},
+	}
+	for _, step := range steps {
+		if s, err = step(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
 // TestSnapshotTokensAndAudit: named tokens and the audit log go through
-// a snapshot unchanged, beside legacy tokens.
+// a snapshot unchanged, beside legacy tokens, and the FSM builds the
+// same state from the commands.
 func TestSnapshotTokensAndAudit(t *testing.T) {
+	if s := tokensState(t); true {
+		got, err := ReadSnapshot(bytes.NewReader(snapshotBytes(t, s)))
+		if err != nil || !reflect.DeepEqual(got, s) {
+			t.Fatalf("%v\ngot\n%#v\nwant\n%#v", err, got.Cluster, s.Cluster)
+		}
+	}
 	h := newHarness(t,
 		AdminTokenAdd{Digest: digest("a1"), CreatedAt: 1},
 		TokenCreate{Token: state.Token{Name: "ci", Digest: digest("d4"), Scope: "publish", Apps: []string{"a.one", "a.two"}, CreatedAt: 5, CreatedBy: "admin"}},

@@ -344,6 +344,7 @@ func FuzzRestore(f *testing.F) {
 	f.Add(golden)
 	f.Add(golden[:len(golden)/2])
 	f.Add(snapshotBytes(f, state.Empty()))
+	f.Add(snapshotBytes(f, tokensState(f)))
 	f.Add([]byte(snapshotMagic + "\x01"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -28,6 +28,9 @@ func (sr *snapshotReader) readNamedToken(payload []byte) error {
 	if !state.ValidDigest(t.Digest) || t.Name == "" {
 		return errors.New("named token record with a bad digest or no name")
 	}
+	if len(t.Apps) == 0 {
+		t.Apps = nil
+	}
 	c := sr.clusterForWrite()
 	if _, dup := c.Tokens[t.Digest]; dup {
 		return errors.New("duplicate named token record")
@@ -44,6 +47,9 @@ func (sr *snapshotReader) readAudit(payload []byte) error {
 	var e state.AuditEntry
 	if err := decodeStrict(payload, &e); err != nil {
 		return err
+	}
+	if len(e.Target) == 0 {
+		e.Target = nil
 	}
 	c := sr.clusterForWrite()
 	if len(c.Audit) >= state.MaxAudit {

@@ -54,6 +54,12 @@ func (s *State) AppendAudit(index uint64, entries []AuditEntry) (*State, error) 
 			return nil, err
 		}
 	}
+	entries = slices.Clone(entries)
+	for i := range entries {
+		if len(entries[i].Target) == 0 {
+			entries[i].Target = nil // as a snapshot restores it
+		}
+	}
 	c := s.editCluster()
 	keep := min(len(c.Audit), MaxAudit-len(entries))
 	next := make([]AuditEntry, 0, keep+len(entries))

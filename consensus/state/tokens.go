@@ -220,8 +220,11 @@ func (s *State) CreateToken(index uint64, t Token) (*State, error) {
 	if len(c.Tokens) >= MaxTokens {
 		return nil, conflict("the cluster has %d tokens, the most it keeps: revoke some", MaxTokens)
 	}
-	t.Apps = slices.Clone(t.Apps)
 	t.RotatedAt = 0
+	t.Apps = slices.Clone(t.Apps)
+	if len(t.Apps) == 0 {
+		t.Apps = nil // as a snapshot restores it
+	}
 	c.Tokens = cloneMap(c.Tokens)
 	c.Tokens[t.Digest] = t
 	return s.withCluster(index, c), nil
@@ -259,7 +262,7 @@ func (s *State) RotateToken(index uint64, name, digest string, at int64) (*State
 		return nil, conflict("a token with this digest exists")
 	}
 	c.dropDigest(t.Digest)
-	t.Digest, t.RotatedAt, t.Apps = digest, at, slices.Clone(t.Apps)
+	t.Digest, t.RotatedAt = digest, at
 	c.Tokens = cloneMap(c.Tokens)
 	c.Tokens[digest] = t
 	return s.withCluster(index, c), nil

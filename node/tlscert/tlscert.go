@@ -81,16 +81,28 @@ func (f *Files) Reload() (changed bool, err error) {
 // watches directories, not files, because certificate tools (certbot,
 // cert-manager, a Kubernetes secret volume) write a new file and rename
 // it into place, or swap a symlink: a watch on the old file would see
-// nothing of it.
+// nothing of it. When the watch cannot be set up or breaks, the node
+// keeps serving the pair it has and says so: a certificate that cannot
+// be reloaded is no reason to stop answering devices.
 func (f *Files) Run(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("tls: watch certificate files: %w", err)
+	if err == nil {
+		err = f.watch(ctx, w)
+		_ = w.Close()
 	}
-	defer w.Close()
+	if err != nil {
+		f.log.Error("tls: certificate files are not watched; restart the node after replacing them", "err", err)
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// watch loads the pair again after changes in its directories, until
+// ctx ends (nil) or the watch fails.
+func (f *Files) watch(ctx context.Context, w *fsnotify.Watcher) error {
 	for _, dir := range uniqueDirs(f.certFile, f.keyFile) {
 		if err := w.Add(dir); err != nil {
-			return fmt.Errorf("tls: watch %s: %w", dir, err)
+			return fmt.Errorf("watch %s: %w", dir, err)
 		}
 	}
 	var settle <-chan time.Time
@@ -100,14 +112,14 @@ func (f *Files) Run(ctx context.Context) error {
 			return nil
 		case ev, ok := <-w.Events:
 			if !ok {
-				return errors.New("tls: certificate watch closed")
+				return errors.New("certificate watch closed")
 			}
 			if ev.Op != fsnotify.Chmod {
 				settle = time.After(f.settle)
 			}
 		case err, ok := <-w.Errors:
 			if !ok {
-				return errors.New("tls: certificate watch closed")
+				return errors.New("certificate watch closed")
 			}
 			f.log.Warn("tls: certificate watch", "err", err)
 		case <-settle:

@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"mirrord/configs"
 	"mirrord/node/tlscert"
 )
 
@@ -30,7 +32,7 @@ func (d *daemon) openTLS() error {
 			"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
 	case len(t.ACME.Domains) > 0:
 		a, err := tlscert.NewACME(tlscert.ACMEConfig{Domains: t.ACME.Domains, Email: t.ACME.Email, CA: t.ACME.CA,
-			CARoot: t.ACME.CARoot, Storage: filepath.Join(d.data, "acme"), Log: d.log.With("component", "tls")})
+			CARoot: t.ACME.CARoot, Storage: filepath.Join(d.data, "acme"), Log: d.log.With("component", "acme")})
 		if err != nil {
 			return err
 		}
@@ -47,6 +49,21 @@ func (d *daemon) scheme() string {
 		return "https"
 	}
 	return "http"
+}
+
+// tlsSummary says in a line how node.http is secured (config check).
+func tlsSummary(cfg configs.Config) string {
+	switch t := cfg.TLS; {
+	case t.CertFile != "":
+		return "HTTPS with " + t.CertFile + " and " + t.KeyFile + " (reloaded when they change)"
+	case len(t.ACME.Domains) > 0:
+		ca := t.ACME.CA
+		if ca == "" {
+			ca = "Let's Encrypt"
+		}
+		return "HTTPS with ACME certificates for " + strings.Join(t.ACME.Domains, ", ") + " from " + ca
+	}
+	return "none: plain HTTP (set tls for HTTPS; iOS devices need it)"
 }
 
 // listenInternal takes node.internal_http, when set.

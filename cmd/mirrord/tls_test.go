@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"os"
@@ -234,4 +236,43 @@ func servedSerial(t *testing.T, n *tlsNode) *big.Int {
 		t.Fatalf("ALPN %q, version %x: want h2 over TLS 1.2 or later", st.NegotiatedProtocol, st.Version)
 	}
 	return st.PeerCertificates[0].SerialNumber
+}
+
+// TestTLSStartErrors: a certificate pair that does not load stops serve
+// before the node starts, naming the file.
+func TestTLSStartErrors(t *testing.T) {
+	dir := t.TempDir()
+	cfg := configs.Default()
+	cfg.Node.Data = filepath.Join(dir, "data")
+	cfg.Node.HTTP = "127.0.0.1:0"
+	cfg.Node.P2P = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = filepath.Join(dir, "missing.crt"), filepath.Join(dir, "missing.key")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	err := serve(context.Background(), cfg, log, nil)
+	if err == nil || !strings.Contains(err.Error(), "missing.crt") {
+		t.Fatalf("serve with missing certificate files: %v", err)
+	}
+}
+
+// TestTLSACMEOffline: a node with tls.acme starts and answers on its
+// internal port while no certificate can be obtained (the CA here is a
+// closed local port); its HTTPS port offers h2 and acme-tls/1 but
+// completes no handshake without a certificate. Obtaining one is not
+// tested: no ACME CA is reachable where the tests run.
+func TestTLSACMEOffline(t *testing.T) {
+	internal := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	n := startNodeWith(t, "", func(c *configs.Config) {
+		c.TLS.ACME = configs.ACME{Domains: []string{"mirror.example.com"}, CA: fmt.Sprintf("https://127.0.0.1:%d/directory", freePort(t))}
+		c.Node.InternalHTTP = internal
+	})
+	resp, body := httpGet(t, "http://"+internal+"/readyz", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("internal /readyz: %d %s", resp.StatusCode, body)
+	}
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(n.url, "http://"), &tls.Config{ServerName: "mirror.example.com", InsecureSkipVerify: true})
+	if err == nil {
+		conn.Close()
+		t.Fatal("a handshake completed without an ACME certificate")
+	}
+	n.stop()
 }

@@ -92,6 +92,7 @@ func (a *ACME) Run(ctx context.Context) error {
 }
 
 // slogCore sends certmagic's zap logs to the node's slog logger.
+// Field order is not kept (zap's map encoder).
 type slogCore struct {
 	log    *slog.Logger
 	fields []zapcore.Field
@@ -117,8 +118,7 @@ func (c slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	for _, f := range slices.Concat(c.fields, fields) {
 		f.AddTo(enc)
 	}
-	args := make([]any, 0, 2*len(enc.Fields)+2)
-	args = append(args, "component", "acme")
+	args := make([]any, 0, 2*len(enc.Fields))
 	for k, v := range enc.Fields {
 		args = append(args, k, v)
 	}

@@ -28,7 +28,37 @@ type Config struct {
 	Raft        Raft        `yaml:"raft"`
 	Cluster     Cluster     `yaml:"cluster"`
 	Replication Replication `yaml:"replication"`
+	TLS         TLS         `yaml:"tls"`
 }
+
+// TLS makes node.http serve HTTPS: with a certificate and key from files
+// (read again when they change) or with certificates obtained over ACME.
+// Neither set: plain HTTP.
+type TLS struct {
+	// CertFile and KeyFile are PEM files: the certificate chain (leaf
+	// first) and its private key.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	ACME     ACME   `yaml:"acme"`
+}
+
+// ACME gets certificates from an ACME CA (Let's Encrypt by default),
+// answering the TLS-ALPN-01 challenge on node.http; account, keys and
+// certificates are kept in DATA/acme.
+type ACME struct {
+	// Domains are the names to get one certificate for; empty: no ACME.
+	Domains []string `yaml:"domains"`
+	// Email is the ACME account's contact ("" = none).
+	Email string `yaml:"email"`
+	// CA is the CA's ACME directory URL; "" = Let's Encrypt.
+	CA string `yaml:"ca"`
+	// CARoot is a PEM file of roots to trust for the CA's own HTTPS (a
+	// private ACME CA such as step-ca); "" = the system's roots.
+	CARoot string `yaml:"ca_root"`
+}
+
+// Enabled says whether node.http serves HTTPS.
+func (t TLS) Enabled() bool { return t.CertFile != "" || len(t.ACME.Domains) > 0 }
 
 // Cluster is how a node joins and grows the cluster.
 type Cluster struct {
@@ -89,6 +119,11 @@ type Node struct {
 	// HTTP port, as most exporters), "token" (the admin or a read-only
 	// token, e.g. Prometheus' authorization: credentials) or "off".
 	Metrics string `yaml:"metrics"`
+	// InternalHTTP is a second, plain HTTP listen address for the other
+	// nodes and monitoring: /cluster/v1/peer, /metrics, /healthz and
+	// /readyz. When set, /cluster/v1/peer and /metrics leave node.http.
+	// Empty: everything is on node.http.
+	InternalHTTP string `yaml:"internal_http"`
 }
 
 // Limits bound what clients may send.
@@ -156,6 +191,7 @@ func Default() Config {
 	return Config{
 		Version: 1,
 		Node:    Node{Data: "./mirrord-data", HTTP: "127.0.0.1:8080", P2P: []string{}, Metrics: "open"},
+		TLS:     TLS{ACME: ACME{Domains: []string{}}},
 		Limits: Limits{MaxRequestBytes: 1 << 20, MaxAdminBodyBytes: 64 << 20, MaxUploadBytes: 2 << 30,
 			DeviceBodyTimeout: Duration(30 * time.Second), AdminBodyIdleTimeout: Duration(time.Minute), DownloadFetches: 64, DownloadFetchStall: Duration(30 * time.Second)},
 		Stats: Stats{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, FlushInterval: Duration(time.Second),

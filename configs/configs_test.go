@@ -21,8 +21,12 @@ var exampleChecks = map[string]func(t *testing.T, c Config){
 	"cluster-voter.yaml": func(t *testing.T, c Config) {
 		want := []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
 		switch {
-		case c.Node.HTTP != "0.0.0.0:8080" || c.Node.PublicURL == "":
-			t.Errorf("want a public HTTP listener with a public_url: %+v", c.Node)
+		case c.Node.HTTP != "0.0.0.0:8443" || !strings.HasPrefix(c.Node.PublicURL, "https://"):
+			t.Errorf("want a public HTTPS listener with an https public_url: %+v", c.Node)
+		case c.TLS.CertFile == "" || c.TLS.KeyFile == "" || len(c.TLS.ACME.Domains) != 0:
+			t.Errorf("want TLS from certificate files: %+v", c.TLS)
+		case c.Node.InternalHTTP == "" || c.Node.Metrics != "token":
+			t.Errorf("want /metrics and /cluster/v1/peer on internal_http, /metrics with a token: %+v", c.Node)
 		case !reflect.DeepEqual(c.Node.P2P, want):
 			t.Errorf("p2p %q, want %q", c.Node.P2P, want)
 		case c.Cluster.Voters != 3 || c.Cluster.Join != "":
@@ -44,6 +48,10 @@ var exampleChecks = map[string]func(t *testing.T, c Config){
 			t.Errorf("disk budget %d, want one smaller than a voter's %d", c.Replication.DiskBudget, voter.Replication.DiskBudget)
 		case c.Node.PublicURL == "" || c.Node.PublicURL == voter.Node.PublicURL:
 			t.Errorf("public_url %q, want the PoP's own", c.Node.PublicURL)
+		case len(c.TLS.ACME.Domains) != 1 || !strings.Contains(c.Node.PublicURL, c.TLS.ACME.Domains[0]) || c.TLS.CertFile != "":
+			t.Errorf("want an ACME certificate for the public_url's name: %+v", c.TLS)
+		case c.Node.InternalHTTP == "" || !strings.HasSuffix(c.Cluster.Join, c.Node.InternalHTTP[strings.LastIndex(c.Node.InternalHTTP, ":"):]):
+			t.Errorf("want internal_http, and join through a member's internal port: %+v %+v", c.Node, c.Cluster)
 		case c.Node.Data != "/var/lib/mirrord":
 			t.Errorf("data %q, want the systemd unit's StateDirectory", c.Node.Data)
 		}

@@ -17,11 +17,12 @@ const EnvPrefix = "MIRRORD_"
 
 // envIgnored are MIRRORD_* variables that are not settings although
 // their names may look like one: the CLI's own (MIRRORD_SERVER,
-// MIRRORD_TOKEN) and a test knob (MIRRORD_REPORT_INTERVAL, which would
+// MIRRORD_TOKEN, MIRRORD_CA) and a test knob (MIRRORD_REPORT_INTERVAL, which would
 // otherwise read as a misplaced stats.report_interval).
 var envIgnored = map[string]bool{
 	"MIRRORD_SERVER":          true,
 	"MIRRORD_TOKEN":           true,
+	"MIRRORD_CA":              true,
 	"MIRRORD_REPORT_INTERVAL": true,
 }
 
@@ -144,7 +145,7 @@ func EnvSettings(environ []string) []string {
 // error naming it: its section is known but its key is not
 // (MIRRORD_NODE_FOO), or it ends with a known key under a wrong or
 // missing section (MIRRORD_DATA, MIRRORD_REPLICATON_DISK_BUDGET).
-// MIRRORD_SERVER, MIRRORD_TOKEN and MIRRORD_REPORT_INTERVAL are not
+// MIRRORD_SERVER, MIRRORD_TOKEN, MIRRORD_CA and MIRRORD_REPORT_INTERVAL are not
 // settings and are ignored, as is every other MIRRORD_* name. The first
 // occurrence of a repeated name wins, as with os.Getenv. ApplyEnv does
 // not validate c; all problems are reported together.

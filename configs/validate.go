@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -16,7 +17,7 @@ func (c Config) Validate() error {
 	// In this order, so that of several bad values the same one is named.
 	for _, check := range []func() error{
 		c.validateNode, c.validateLimits, c.validateCluster, c.validateReplication,
-		c.validateStats, c.validateRaft, c.validateReports,
+		c.validateStats, c.validateRaft, c.validateReports, c.validateTLS,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -46,7 +47,94 @@ func (c Config) validateNode() error {
 	if c.Node.PublicURL != "" && !strings.HasPrefix(c.Node.PublicURL, "http://") && !strings.HasPrefix(c.Node.PublicURL, "https://") {
 		return fmt.Errorf("node.public_url: %q must start with http:// or https://", c.Node.PublicURL)
 	}
+	if a := c.Node.InternalHTTP; a != "" {
+		_, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return fmt.Errorf("node.internal_http: %q is not host:port: %w", a, err)
+		}
+		if a == c.Node.HTTP && port != "0" {
+			return fmt.Errorf("node.internal_http: %q is node.http too (want another port, or \"\" for none)", a)
+		}
+	}
 	return nil
+}
+
+// validateTLS checks the tls section: a certificate from files or from
+// ACME, not both, each complete. Files are read when the node starts,
+// not here, so a config can be checked away from its node.
+func (c Config) validateTLS() error {
+	t := c.TLS
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		return errors.New("tls.cert_file: set without tls.key_file (both PEM files, or neither)")
+	case t.CertFile == "" && t.KeyFile != "":
+		return errors.New("tls.key_file: set without tls.cert_file (both PEM files, or neither)")
+	}
+	a := t.ACME
+	if len(a.Domains) == 0 {
+		if a.Email != "" || a.CA != "" || a.CARoot != "" {
+			return errors.New("tls.acme.domains: empty, but other tls.acme keys are set (list the names to get a certificate for)")
+		}
+	} else if err := validateACME(a); err != nil {
+		return err
+	}
+	if t.CertFile != "" && len(a.Domains) > 0 {
+		return errors.New("tls.acme.domains: set together with tls.cert_file (use certificate files or ACME, not both)")
+	}
+	if t.Enabled() && strings.HasPrefix(c.Node.PublicURL, "http://") {
+		return fmt.Errorf("node.public_url: %q is http:// but node.http serves HTTPS (tls is set)", c.Node.PublicURL)
+	}
+	return nil
+}
+
+// validateACME checks a tls.acme section with domains.
+func validateACME(a ACME) error {
+	seen := map[string]bool{}
+	for _, d := range a.Domains {
+		if !validDomain(d) {
+			return fmt.Errorf("tls.acme.domains: %q is not a DNS name like mirror.example.com (no wildcard, IP, port or scheme)", d)
+		}
+		if seen[strings.ToLower(d)] {
+			return fmt.Errorf("tls.acme.domains: %q is listed twice", d)
+		}
+		seen[strings.ToLower(d)] = true
+	}
+	if a.Email != "" && (!strings.Contains(a.Email, "@") || strings.ContainsAny(a.Email, " \t<>")) {
+		return fmt.Errorf("tls.acme.email: %q is not an email address", a.Email)
+	}
+	if a.CA != "" {
+		u, err := url.Parse(a.CA)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("tls.acme.ca: %q is not an https:// ACME directory URL", a.CA)
+		}
+	}
+	if a.CARoot != "" && a.CA == "" {
+		return errors.New("tls.acme.ca_root: set without tls.acme.ca (a root file is for a private ACME CA)")
+	}
+	return nil
+}
+
+// validDomain reports whether d is a DNS name with at least two labels,
+// each of letters, digits and inner hyphens.
+func validDomain(d string) bool {
+	if len(d) > 253 || net.ParseIP(d) != nil {
+		return false
+	}
+	labels := strings.Split(strings.TrimSuffix(d, "."), ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // validateLimits checks the limits section.

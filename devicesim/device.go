@@ -58,7 +58,9 @@ type Device struct {
 	// Dir holds the device storage: Dir/bundles/<version>/ per installed
 	// bundle and Dir/state.json (current version, persisted channel).
 	Dir string
-	// Client is the HTTP client; nil means one with a 60 s timeout.
+	// Client is the HTTP client; nil means one with a 60 s timeout that
+	// trusts the system's roots. HTTPClient makes one that also trusts a
+	// private CA.
 	Client *http.Client
 }
 

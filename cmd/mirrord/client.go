@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,13 +15,14 @@ import (
 	"time"
 
 	"mirrord/node/adminapi"
+	"mirrord/node/tlscert"
 )
 
 // clientOptions are the flags of every admin command: where the admin
 // API is, the token, and --json.
 type clientOptions struct {
-	server, token, tokenFile string
-	json                     bool
+	server, token, tokenFile, ca string
+	json                         bool
 }
 
 func (o *clientOptions) bind(fs *flag.FlagSet) {
@@ -33,6 +35,24 @@ func (o *clientOptions) bindConn(fs *flag.FlagSet) {
 	fs.StringVar(&o.server, "server", "", "admin `URL` of any node (env MIRRORD_SERVER; default http://127.0.0.1:8080)")
 	fs.StringVar(&o.token, "token", "", "admin `token` (env MIRRORD_TOKEN)")
 	fs.StringVar(&o.tokenFile, "token-file", "", "`file` holding the admin token (e.g. DATA/admin.token)")
+	fs.StringVar(&o.ca, "ca", "", "PEM `file` of a private CA to trust for an https --server, besides the system's (env MIRRORD_CA)")
+}
+
+// httpClient is the HTTP client of the CLI: HTTP/2 over TLS, the
+// system's roots plus the CA in caFile (flag, else MIRRORD_CA; "" for
+// none).
+func httpClient(caFile string, timeout time.Duration) (*http.Client, error) {
+	if caFile == "" {
+		caFile = os.Getenv("MIRRORD_CA")
+	}
+	pool, err := tlscert.CertPool(caFile)
+	if err != nil {
+		return nil, usagef("--ca: %v", err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tr.ForceAttemptHTTP2 = true
+	return &http.Client{Timeout: timeout, Transport: tr}, nil
 }
 
 // serverURL is the node a command talks to: flag (when not empty),
@@ -60,7 +80,11 @@ func (o *clientOptions) client() (*adminapi.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return adminapi.NewClient(server, token, &http.Client{Timeout: 10 * time.Minute}), nil
+	hc, err := httpClient(o.ca, 10*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	return adminapi.NewClient(server, token, hc), nil
 }
 
 func (o *clientOptions) readToken() (string, error) {

@@ -138,6 +138,10 @@ func printSummary(w io.Writer, cfg configs.Config, vars []string) {
 		http += " (devices use " + cfg.Node.PublicURL + ")"
 	}
 	line("http", http)
+	line("tls", tlsSummary(cfg))
+	if cfg.Node.InternalHTTP != "" {
+		line("private", cfg.Node.InternalHTTP+" (node.internal_http, plain HTTP: /cluster/v1/peer, /metrics, /healthz, /readyz)")
+	}
 	p2p := strings.Join(cfg.Node.P2P, ", ")
 	if p2p == "" {
 		p2p = fmt.Sprintf("TCP and QUIC on all interfaces, port %d", node.DefaultP2PPort)

@@ -61,7 +61,8 @@ func TestConfigCheckExamples(t *testing.T) {
 		}
 	}
 	out, _, err := runCLI("config", "check", "../../configs/edge-nonvoter.yaml", "../../configs/cluster-voter.yaml")
-	if err != nil || !strings.Contains(out, "joins through http://mirror-1.internal:8080") || !strings.Contains(out, "bootstraps a new cluster") {
+	if err != nil || !strings.Contains(out, "joins through http://mirror-1.internal:8081") || !strings.Contains(out, "bootstraps a new cluster") ||
+		!strings.Contains(out, "tls:     HTTPS with ACME certificates for edge-fra.example.com") || !strings.Contains(out, "HTTPS with /etc/mirrord/tls/tls.crt") {
 		t.Errorf("two files: %v\n%s", err, out)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,7 +102,7 @@ func cmdServe(ctx context.Context, env *cmdEnv, o *serveOptions) error {
 func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, ready chan<- string) error {
 	d := &daemon{cfg: cfg, log: log, data: cfg.Node.Data, closers: closers{log: log}, parts: newParts()}
 	defer d.closers.close()
-	steps := []func() error{d.openStores, d.startP2P, d.openConsensus, d.newServices}
+	steps := []func() error{d.openStores, d.openTLS, d.startP2P, d.openConsensus, d.newServices}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err
@@ -123,12 +122,10 @@ func (d *daemon) run(ctx context.Context, ready chan<- string) (err error) {
 	}
 	d.parts.start("replication", d.repl.Run)
 	d.parts.start("fleet", d.runCaughtUp)
-	srv, err := d.newHTTPServer()
+	srv, err := d.startHTTP()
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(d.ln) }()
 	if err := d.startInbox(); err != nil {
 		return err
 	}
@@ -138,16 +135,12 @@ func (d *daemon) run(ctx context.Context, ready chan<- string) (err error) {
 	}
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
+	case err := <-srv.errc:
 		return fmt.Errorf("http server: %w", err)
 	case <-d.parts.failed.Done():
 	}
 	d.log.Info("shutting down")
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		d.log.Warn("http shutdown", "err", err)
-	}
+	srv.shutdown(d)
 	return nil
 }
 
@@ -157,8 +150,12 @@ func (d *daemon) logReady() {
 	if d.created {
 		d.log.Info("created admin token", "file", tokenPath)
 	}
-	d.log.Info("mirrord node ready", "http", "http://"+d.ln.Addr().String(), "node", d.h.ID().String(), "data", d.data,
-		"admin_token_file", tokenPath, "p2p", fmt.Sprint(d.h.Addrs()))
+	args := []any{"http", d.scheme() + "://" + d.ln.Addr().String(), "node", d.h.ID().String(), "data", d.data,
+		"admin_token_file", tokenPath, "p2p", fmt.Sprint(d.h.Addrs())}
+	if d.internalLn != nil {
+		args = append(args, "internal_http", "http://"+d.internalLn.Addr().String())
+	}
+	d.log.Info("mirrord node ready", args...)
 }
 
 // admit makes this node a member with an admin token: on first start

@@ -13,13 +13,15 @@ import (
 	"mirrord/resolver/httpapi"
 )
 
-// newHTTPServer builds the HTTP API: devices, admin, dashboard, peer
-// info, metrics, health and readiness.
-func (d *daemon) newHTTPServer() (*http.Server, error) {
+// newHTTPServers builds the HTTP API: devices, admin, dashboard, peer
+// info, metrics, health and readiness on node.http; with
+// node.internal_http set, peer info and metrics move to a second server
+// there, which has health and readiness too.
+func (d *daemon) newHTTPServers() (dev, internal *http.Server, err error) {
 	cfg := d.cfg
 	met, err := newMetrics(cfg, d.h.ID().String(), d.cons, d.store, d.bsw, d.repl, d.log.With("component", "metrics"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mux := http.NewServeMux()
 	devAPI := httpapi.New(httpapi.Config{PublicURL: cfg.Node.PublicURL, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes),
@@ -34,18 +36,21 @@ func (d *daemon) newHTTPServer() (*http.Server, error) {
 	adminAPI.Register(mux)
 	d.admin = adminAPI
 	registerDashboard(mux, adminAPI, devAPI)
-	mux.Handle("GET /cluster/v1/peer", d.cluster.PeerInfoHandler())
+	ops := mux
+	if d.internalLn != nil {
+		ops = http.NewServeMux()
+		d.healthRoutes(ops)
+		internal = &http.Server{Handler: ops, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+			MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	}
+	ops.Handle("GET /cluster/v1/peer", d.cluster.PeerInfoHandler())
 	switch cfg.Node.Metrics {
 	case "open":
-		mux.Handle("GET /metrics", met.Handler())
+		ops.Handle("GET /metrics", met.Handler())
 	case "token":
-		mux.Handle("GET /metrics", adminAPI.Protect(met.Handler(), false))
+		ops.Handle("GET /metrics", adminAPI.Protect(met.Handler(), false))
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
-	})
-	mux.Handle("GET /readyz", readyHandler(d.cons, d.serving.Load))
+	d.healthRoutes(mux)
 	return &http.Server{
 		Handler: met.Middleware(node.BodyTimeouts{Total: time.Duration(cfg.Limits.DeviceBodyTimeout),
 			Idle: time.Duration(cfg.Limits.AdminBodyIdleTimeout)}.Wrap(mux)),
@@ -53,7 +58,16 @@ func (d *daemon) newHTTPServer() (*http.Server, error) {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
-	}, nil
+	}, internal, nil
+}
+
+// healthRoutes adds /healthz and /readyz to mux.
+func (d *daemon) healthRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.Handle("GET /readyz", readyHandler(d.cons, d.serving.Load))
 }
 
 // readyHandler serves GET /readyz: 200 while this node answers devices

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,12 @@ type daemon struct {
 
 	ln      net.Listener
 	httpURL string
+	// internalLn is node.internal_http's listener (nil when not set).
+	internalLn net.Listener
+	// tls is node.http's TLS config (nil: plain HTTP); certs keeps its
+	// certificate current (reloads the files, or runs ACME).
+	tls     *tls.Config
+	certs   func(context.Context) error
 	psk     []byte
 	store   *content.Store
 	stats   *statslog.Log
@@ -93,9 +100,12 @@ func (d *daemon) openStores() error {
 		return fmt.Errorf("listen on %s: %w (is another mirrord running? use --http to pick another address)", d.cfg.Node.HTTP, err)
 	}
 	d.closers.add("http listener", func() error { _ = d.ln.Close(); return nil })
+	if err := d.listenInternal(); err != nil {
+		return err
+	}
 	d.httpURL = d.cfg.Node.PublicURL
 	if d.httpURL == "" {
-		d.httpURL = "http://" + d.ln.Addr().String()
+		d.httpURL = d.scheme() + "://" + d.ln.Addr().String()
 	}
 	if d.store, err = content.OpenStore(filepath.Join(d.data, "blocks")); err != nil {
 		return err

@@ -19,8 +19,8 @@ func init() {
 // deviceSimOptions are the flags of device-sim: the device it claims
 // to be.
 type deviceSimOptions struct {
-	server, app, dir, deviceID, platform, versionBuild, pluginVersion, publicKey, channel string
-	emulator, dev                                                                         bool
+	server, app, dir, deviceID, platform, versionBuild, pluginVersion, publicKey, channel, ca string
+	emulator, dev                                                                             bool
 }
 
 func (o *deviceSimOptions) bind(fs *flag.FlagSet) {
@@ -35,6 +35,7 @@ func (o *deviceSimOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.channel, "channel", "", "defaultChannel from the app config")
 	fs.BoolVar(&o.emulator, "emulator", false, "claim to be an emulator")
 	fs.BoolVar(&o.dev, "dev", false, "claim to be a development build (is_prod false)")
+	fs.StringVar(&o.ca, "ca", "", "PEM `file` of a private CA the device trusts for an https --server, besides the system's (env MIRRORD_CA)")
 }
 
 func cmdDeviceSim(ctx context.Context, env *cmdEnv, o *deviceSimOptions) error {
@@ -111,6 +112,9 @@ func (o *deviceSimOptions) device() (*devicesim.Device, error) {
 		PluginVersion: o.pluginVersion, IsProd: !o.dev,
 		IsEmulator: o.emulator, DefaultChannel: o.channel, Dir: dir,
 	}
+	if err := o.trust(d); err != nil {
+		return nil, err
+	}
 	if p := o.publicKey; p != "" {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -119,6 +123,25 @@ func (o *deviceSimOptions) device() (*devicesim.Device, error) {
 		d.PublicKeyPEM = b
 	}
 	return d, nil
+}
+
+// trust gives d a client that trusts the CA in --ca or MIRRORD_CA.
+func (o *deviceSimOptions) trust(d *devicesim.Device) error {
+	ca := o.ca
+	if ca == "" {
+		ca = os.Getenv("MIRRORD_CA")
+	}
+	if ca == "" {
+		return nil
+	}
+	b, err := os.ReadFile(ca)
+	if err != nil {
+		return usagef("--ca: %v", err)
+	}
+	if d.Client, err = devicesim.HTTPClient(b); err != nil {
+		return usagef("--ca %s: %v", ca, err)
+	}
+	return nil
 }
 
 func persistentDeviceID(dir string) (string, error) {

@@ -66,7 +66,7 @@ func (a *API) handleUpdates(w http.ResponseWriter, r *http.Request) {
 	default:
 		outcome = OutcomeOK
 		if a.cfg.Counter != nil {
-			a.cfg.Counter.CountCheck(req.AppID, d.Version)
+			a.cfg.Counter.CountCheck(req.AppID, d.Version, req.DeviceID)
 		}
 		a.writeSuccess(w, r, st, d.Release)
 	}

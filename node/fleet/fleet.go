@@ -81,19 +81,26 @@ func (f *Fleet) known(app, version string) bool {
 	return a != nil && a.Releases[version] != nil
 }
 
-// CountCheck counts an update check answered with a release, and
-// remembers the device as one that checked in for it on this node. The
-// caller resolved the release on the current state, so it is not looked
-// up again here; should it be deleted meanwhile, Report drops it.
+// CountCheck records an update check of a device for app: it remembers
+// the device as one that checked in for the app on this node and, when
+// the check was answered with a release (version not ""), counts the
+// check and remembers the device for that release. The caller resolved
+// the release on the current state, so it is not looked up again here;
+// should it be deleted meanwhile, Report drops it.
 func (f *Fleet) CountCheck(app, version, device string) {
 	h := f.hash(device)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.remember(releaseKey{app: app}, h)
+	if version == "" {
+		return
+	}
 	f.entry(app, version).fresh.Offered++
 	f.remember(releaseKey{app, version}, h)
 }
 
-// remember adds a device to a release's set; f.mu is held.
+// remember adds a device to a release's set (version "": the app's);
+// f.mu is held.
 func (f *Fleet) remember(k releaseKey, h uint64) {
 	set := f.devices[k]
 	if set == nil {
@@ -119,10 +126,19 @@ func (f *Fleet) CountEvent(app, version, action, device string) state.EventVerdi
 	if i := strings.IndexByte(version, ':'); i >= 0 {
 		version = version[:i]
 	}
+	h := f.hash(device)
 	if !f.known(app, version) {
+		// About no release (builtin, a native version): nothing to
+		// count, but kept with the others if the device checked in.
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if set := f.devices[releaseKey{app: app}]; set != nil {
+			if _, ok := set.get(h); ok {
+				return state.VerdictNotCounted
+			}
+		}
 		return state.VerdictUnverified
 	}
-	h := f.hash(device)
 	k := releaseKey{app, version}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -339,7 +355,7 @@ func (f *Fleet) announce(ctx context.Context) error {
 func (f *Fleet) forgetDeleted(st *state.State) {
 	gone := func(k releaseKey) bool {
 		a := st.App(k.app)
-		return a == nil || a.Releases[k.version] == nil
+		return a == nil || k.version != "" && a.Releases[k.version] == nil
 	}
 	for k := range f.devices {
 		if gone(k) {

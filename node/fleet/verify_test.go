@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -46,6 +47,14 @@ func TestFleetCountsOnlyCheckedInDevices(t *testing.T) {
 	f.CountCheck(fleetApp, "9.9.9", other)
 	if v := f.CountEvent(fleetApp, "1.0.0", "update_fail", other); v != state.VerdictUnverified {
 		t.Fatalf("device of another release judged %v", v)
+	}
+	// Events about no release: kept with the others only for a device
+	// that checked in for the app.
+	if v := f.CountEvent(fleetApp, "builtin", "app_moved_to_foreground", real); v != state.VerdictNotCounted {
+		t.Fatalf("builtin event of a device that checked in judged %v", v)
+	}
+	if v := f.CountEvent(fleetApp, "builtin", "app_moved_to_foreground", "forged-x"); v != state.VerdictUnverified {
+		t.Fatalf("builtin event of a forged device judged %v", v)
 	}
 	if err := f.Report(ctx); err != nil {
 		t.Fatal(err)
@@ -94,39 +103,65 @@ func TestDeviceSet(t *testing.T) {
 	}
 }
 
-// TestDeviceSetMemory measures a release's set at 1 M devices, as a node
-// keeps it: every device checked in through CountCheck.
+// TestDeviceSetMemory measures the sets at 1 M devices: one release's
+// set alone, then as a node keeps them, every device checked in through
+// CountCheck (each is then in the release's set and the app's).
 func TestDeviceSetMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1 M devices")
 	}
 	const n = 1 << 20
-	l := newFSMLog(t, fleetSetup()...)
-	f := New(Config{Node: "A", State: l.fsm.State, Apply: l.Apply})
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%08x-7a1e-4c0d-9e6f-%012x", i, i*7919)
 	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for _, id := range ids {
-		f.CountCheck(fleetApp, "1.0.0", id)
+	live := func(fill func()) int64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		fill()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		return int64(after.HeapAlloc) - int64(before.HeapAlloc)
 	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	_, got := f.UnverifiedCounts(fleetApp, "1.0.0")
-	if got != n {
+	seed := maphash.MakeSeed()
+	var set *deviceSet
+	one := live(func() {
+		set = newDeviceSet()
+		for _, id := range ids {
+			set.add(maphash.String(seed, id))
+		}
+	})
+	if set.len() != n {
+		t.Fatalf("%d devices in the set", set.len())
+	}
+	t.Logf("one release's set, 1 M devices (%d): %.1f MiB, %.2f bytes a device", n, float64(one)/(1<<20), float64(one)/n)
+	if one > 9*n {
+		t.Fatalf("%d bytes for %d devices: more than 9 bytes a device", one, n)
+	}
+	runtime.KeepAlive(set)
+	set = nil
+
+	l := newFSMLog(t, fleetSetup()...)
+	f := New(Config{Node: "A", State: l.fsm.State, Apply: l.Apply})
+	both := live(func() {
+		for _, id := range ids {
+			f.CountCheck(fleetApp, "1.0.0", id)
+		}
+	})
+	if _, got := f.UnverifiedCounts(fleetApp, "1.0.0"); got != n {
 		t.Fatalf("%d devices in the set, want %d", got, n)
 	}
-	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
-	t.Logf("1 M devices (%d): %.1f MiB live heap, %.2f bytes a device", n, float64(heap)/(1<<20), float64(heap)/n)
-	if heap > 16*n {
-		t.Fatalf("%d bytes for %d devices: more than 16 bytes a device", heap, n)
+	t.Logf("through CountCheck (release and app sets), 1 M devices: %.1f MiB, %.2f bytes a device", float64(both)/(1<<20), float64(both)/n)
+	if both > 17*n {
+		t.Fatalf("%d bytes for %d devices: more than 17 bytes a device", both, n)
 	}
 	for _, id := range ids[:1000] {
 		if v := f.CountEvent(fleetApp, "1.0.0", "set", id); v != state.VerdictCounted {
 			t.Fatalf("checked-in device judged %v", v)
+		}
+		if v := f.CountEvent(fleetApp, "builtin", "app_moved_to_foreground", id); v != state.VerdictNotCounted {
+			t.Fatalf("checked-in device's event about no release judged %v", v)
 		}
 	}
 	runtime.KeepAlive(ids)

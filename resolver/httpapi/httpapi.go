@@ -52,8 +52,10 @@ type Overrides interface {
 // Counter counts device outcomes per release for fleet statistics. Its
 // methods are called on the request path and must be cheap.
 type Counter interface {
-	// CountCheck counts an update check answered with a release and
-	// remembers that the device checked in for it.
+	// CountCheck remembers that the device checked in for the app (a
+	// known app) and, when version is not "" (the check was answered
+	// with that release), counts the check and remembers the device for
+	// the release.
 	CountCheck(app, version, device string)
 	// CountEvent judges a stats event by its device (state.JudgeEvent)
 	// and counts it if it should (it picks the actions it wants).

@@ -55,7 +55,13 @@ func (a *API) handleUpdates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := a.state.State()
-	d := resolver.Resolve(st.App(req.AppID), req)
+	app := st.App(req.AppID)
+	d := resolver.Resolve(app, req)
+	if a.cfg.Counter != nil && app != nil && (d.Error != "" || d.Revert || d.Release == nil) {
+		// Not answered with a release: the device is only seen for the
+		// app (its events about no release are kept with the others).
+		a.cfg.Counter.CountCheck(req.AppID, "", req.DeviceID)
+	}
 	switch {
 	case d.Error != "":
 		outcome = d.Error

@@ -153,10 +153,21 @@ type Limits struct {
 	// DownloadFetchStall fails (503) a download that fetches from other
 	// nodes when no block arrives for this long.
 	DownloadFetchStall Duration `yaml:"download_fetch_stall"`
+	// StatsEventsPerSecond bounds the /stats events one client address
+	// (an IPv6 /64) may send, on average, with bursts of ten seconds'
+	// worth (at least one 200-event batch); past it the answer is 429
+	// with Retry-After, which the plugin honours, keeping its events
+	// queued. 0 turns the limit off (behind a proxy every device shares
+	// its address: docs/security.md).
+	StatsEventsPerSecond int `yaml:"stats_events_per_second"`
 }
 
 // Stats bounds the on-disk device event log.
 type Stats struct {
+	// MaxBytes bounds the counted events; the events kept but not
+	// counted (unverified devices, duplicates, ...) have their own area
+	// of a quarter of it, so a flood of them cannot push counted ones
+	// out.
 	MaxBytes      ByteSize `yaml:"max_bytes"`
 	SegmentBytes  ByteSize `yaml:"segment_bytes"`
 	FlushInterval Duration `yaml:"flush_interval"`
@@ -193,7 +204,8 @@ func Default() Config {
 		Node:    Node{Data: "./mirrord-data", HTTP: "127.0.0.1:8080", P2P: []string{}, Metrics: "open"},
 		TLS:     TLS{ACME: ACME{Domains: []string{}}},
 		Limits: Limits{MaxRequestBytes: 1 << 20, MaxAdminBodyBytes: 64 << 20, MaxUploadBytes: 2 << 30,
-			DeviceBodyTimeout: Duration(30 * time.Second), AdminBodyIdleTimeout: Duration(time.Minute), DownloadFetches: 64, DownloadFetchStall: Duration(30 * time.Second)},
+			DeviceBodyTimeout: Duration(30 * time.Second), AdminBodyIdleTimeout: Duration(time.Minute), DownloadFetches: 64, DownloadFetchStall: Duration(30 * time.Second),
+			StatsEventsPerSecond: 200},
 		Stats: Stats{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, FlushInterval: Duration(time.Second),
 			Retention: Duration(30 * 24 * time.Hour), ReportInterval: Duration(2 * time.Second),
 			HaltCheckInterval: Duration(time.Second)},

@@ -154,6 +154,9 @@ func (c Config) validateLimits() error {
 	if c.Limits.DeviceBodyTimeout < Duration(time.Second) {
 		return errors.New("limits.device_body_timeout: must be at least 1s (the Capgo plugin allows 20s per request)")
 	}
+	if n := c.Limits.StatsEventsPerSecond; n < 0 || n > 10_000_000 {
+		return fmt.Errorf("limits.stats_events_per_second: %d (want 0 to 10000000; 0 = no limit)", n)
+	}
 	if n := c.Limits.DownloadFetches; n < 1 || n > 4096 {
 		return fmt.Errorf("limits.download_fetches: %d (want 1 to 4096)", n)
 	}

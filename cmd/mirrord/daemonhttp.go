@@ -25,7 +25,8 @@ func (d *daemon) newHTTPServers() (dev, internal *http.Server, err error) {
 	}
 	mux := http.NewServeMux()
 	devAPI := httpapi.New(httpapi.Config{PublicURL: cfg.Node.PublicURL, MaxBodyBytes: int64(cfg.Limits.MaxRequestBytes),
-		Serving: d.serving.Load, Counter: d.fleet, Observer: met},
+		Serving: d.serving.Load, Counter: d.fleet, Observer: met,
+		StatsLimit: httpapi.RateLimit{Rate: float64(cfg.Limits.StatsEventsPerSecond), Burst: 10 * cfg.Limits.StatsEventsPerSecond}},
 		d.cons, d.store, d.stats, node.Overrides{Cons: d.cluster}, d.log.With("component", "devices"))
 	devAPI.Register(mux)
 	adminAPI := adminapi.New(adminapi.Config{Token: d.token, MaxBodyBytes: int64(cfg.Limits.MaxAdminBodyBytes),

@@ -183,27 +183,35 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("status lists %d nodes", len(ids))
 	}
 
-	// Devices check on both nodes; some of them report.
+	// Devices check on both nodes; some of them report, each to the node
+	// that answered it the rollout release (a node counts only those).
 	fc := newFleetClient(t, app)
-	var inCohort []string
+	inCohort := map[string][]string{} // node URL -> devices it answered 1.0.2
 	checks := 0
-	for i := 0; len(inCohort) < 12; i++ {
+	for i := 0; len(inCohort[a.url]) < 8 || len(inCohort[n2.url]) < 8; i++ {
 		checks++
+		url := []string{a.url, n2.url}[i%2]
 		if resolver.CohortSlot(deviceID(i), rid) < 1000 {
-			inCohort = append(inCohort, deviceID(i))
+			inCohort[url] = append(inCohort[url], deviceID(i))
 		}
-		if v := fc.check([]string{a.url, n2.url}[i%2], deviceID(i), "builtin"); v != "1.0.1" && v != "1.0.2" {
+		if v := fc.check(url, deviceID(i), "builtin"); v != "1.0.1" && v != "1.0.2" {
 			t.Fatalf("device %d got %q", i, v)
 		}
 	}
 	installs, failures := 0, 0
+	used := map[string]int{}
+	next := func(url string) string {
+		devs := inCohort[url]
+		used[url]++
+		return devs[(used[url]-1)%len(devs)]
+	}
 	report := func(url string, set, fail int) {
 		for range set {
-			fc.stat(url, inCohort[(installs+failures)%len(inCohort)], "set", "1.0.2")
+			fc.stat(url, next(url), "set", "1.0.2")
 			installs++
 		}
 		for range fail {
-			fc.stat(url, inCohort[(installs+failures)%len(inCohort)], "update_fail", "1.0.2")
+			fc.stat(url, next(url), "update_fail", "1.0.2")
 			failures++
 		}
 	}
@@ -300,7 +308,7 @@ func TestDashboard(t *testing.T) {
 
 	// Device lookup: a device in the cohort, and why.
 	b.tab("lookup")
-	dev := inCohort[0]
+	dev := inCohort[a.url][0]
 	b.waitJS("the app in the lookup form", `document.getElementById("lookup-app").value === `+jsString(app))
 	b.do("look a device up",
 		chromedp.SendKeys(chromedp.ID("lookup-device"), dev),

@@ -32,8 +32,10 @@ func TestLegacyDownloadFailCluster(t *testing.T) {
 	// Then one install per node, after that node's legacy events: once
 	// the three are in the rollout's tally, every node has reported what
 	// it counted of the legacy events too.
+	// (Each from a device that node answered with the release: a node
+	// counts only those, see TestForgedFailuresDoNotHalt.)
 	for i, n := range nodes {
-		fc.stat(n.url, deviceID(1000+i), "set", "1.0.2")
+		fc.stat(n.url, checkedInDevices(t, fc, n.url, "1.0.2", 1000+100*i, 1)[0], "set", "1.0.2")
 	}
 	consensustest.WaitFor(t, "the three installs reported by every node", func() bool {
 		return rolloutAt(t, nodes[2], app, "production").Since.Installs == 3
@@ -57,10 +59,15 @@ func TestLegacyDownloadFailCluster(t *testing.T) {
 		return marked == 200
 	}, 10*time.Second)
 
-	// 60 real failures from 8.51 devices halt it on every node.
+	// 60 real failures from 8.51 devices halt it on every node (devices
+	// that checked in on the node they report to).
+	var failing [3][]string
+	for i, n := range nodes {
+		failing[i] = checkedInDevices(t, fc, n.url, "1.0.2", 2000+1000*i, 20)
+	}
 	parallel(8, 60, func(i int) {
 		action := []string{"update_fail", "download_fail"}[i%2]
-		fc.stat(nodes[i%3].url, deviceID(2000+i), action, "1.0.2")
+		fc.stat(nodes[i%3].url, failing[i%3][i/3], action, "1.0.2")
 	})
 	consensustest.WaitFor(t, "the rollout paused on every node", func() bool {
 		for _, n := range nodes {

@@ -187,10 +187,13 @@ func TestMetricsEndpoint(t *testing.T) {
 	if _, ok := s.get("mirrord_rollout_info", append(ch, "version", "1.0.2", "stable", "1.0.1")...); !ok {
 		t.Error("rollout_info missing")
 	}
-	fc.stat(n.url, deviceID(4), "set", "1.0.2")
-	fc.stat(n.url, deviceID(5), "set", "1.0.2")
-	fc.stat(n.url, deviceID(6), "set", "1.0.2")
-	fc.stat(n.url, deviceID(7), "update_fail", "1.0.2")
+	// Devices in the rollout's cohort, answered 1.0.2 by the node (it
+	// counts only those).
+	devs := checkedInDevices(t, fc, n.url, "1.0.2", 100, 4)
+	fc.stat(n.url, devs[0], "set", "1.0.2")
+	fc.stat(n.url, devs[1], "set", "1.0.2")
+	fc.stat(n.url, devs[2], "set", "1.0.2")
+	fc.stat(n.url, devs[3], "update_fail", "1.0.2")
 	consensustest.WaitFor(t, "the rollout's failure rate from the fleet report", func() bool {
 		s = scrapeMetrics(t, n.url)
 		return s.val("mirrord_rollout_events_since_baseline", append(ch, "kind", "failures")...) == 1 &&

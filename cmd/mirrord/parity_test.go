@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -89,14 +90,20 @@ type logged struct {
 }
 
 // statsLog reads the event log of the node whose data directory is data
-// (what has been flushed so far), by case name: the markers of the
-// lines carrying it ("" for a counted event).
+// (what has been flushed so far), both areas, by case name: the markers
+// of the lines carrying it ("" for a counted event).
 func statsLog(t *testing.T, data string) map[string][]string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(data, "stats", "*.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Events kept but not counted have their own area (statslog).
+	ignored, err := filepath.Glob(filepath.Join(data, "stats", "ignored", "*.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, ignored...)
 	out := map[string][]string{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -117,6 +124,42 @@ func statsLog(t *testing.T, data string) map[string][]string {
 	return out
 }
 
+// caseDevice is the device id of a parity case's stats events.
+func caseDevice(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// checkInStatsDevices makes an update check for the device of every
+// stats event of cases, as the plugin does before it reports.
+func checkInStatsDevices(t *testing.T, url, app string, cases []parityCase) {
+	t.Helper()
+	seen := map[string]bool{}
+	checkIn := func(ev any) {
+		m, _ := ev.(map[string]any)
+		dev, _ := m["device_id"].(string)
+		if m["app_id"] != app || dev == "" || seen[dev] {
+			return
+		}
+		seen[dev] = true
+		if status, body := request(t, "POST", url+"/updates", deviceInfo(app, map[string]any{"device_id": dev})); status != 200 {
+			t.Fatalf("check-in of %s: %d %s", dev, status, body)
+		}
+	}
+	for _, c := range cases {
+		if c.path != "/stats" {
+			continue
+		}
+		if evs, ok := c.body.([]any); ok {
+			for _, e := range evs {
+				checkIn(e)
+			}
+		} else {
+			checkIn(c.body)
+		}
+	}
+}
+
 // parityCase is one device request and the answer Capgo gives to it.
 type parityCase struct {
 	name   string
@@ -135,8 +178,15 @@ type parityCase struct {
 // legacy download_fail, for app (known, release 1.0.1 on production).
 func parityCases(app string) []parityCase {
 	const other = "com.example.unknown"
+	// Each case's events come from a device of their own (caseDevice),
+	// which TestCapgoParity checks in first: a node counts an event only
+	// from a device it answered, once per kind of outcome.
 	ev := func(name, action, version, plugin string, edits map[string]any) map[string]any {
-		return statEvent(app, name, action, version, plugin, edits)
+		e := statEvent(app, name, action, version, plugin, edits)
+		if _, ok := edits["device_id"]; !ok {
+			e["device_id"] = caseDevice(name)
+		}
+		return e
 	}
 	semverBody := func(build string) map[string]any {
 		return deviceInfo(app, map[string]any{"version_build": build, "channel": "production"})
@@ -249,6 +299,8 @@ func TestCapgoParity(t *testing.T) {
 	n.cli(t, "publish", "--app", app, "--version", "1.0.1", "--channel", "production", filepath.Join(vec, "src-1.0.1"))
 
 	cases := parityCases(app)
+	checkInStatsDevices(t, n.url, app, cases)
+	checkInStatsDevices(t, n.url, app, []parityCase{{path: "/stats", body: statEvent(app, "sentinel", "set", "1.0.1", "8.51.23", nil)}})
 	for _, c := range cases {
 		status, body := request(t, c.method, n.url+c.path, c.body)
 		var got any

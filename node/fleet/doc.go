@@ -5,7 +5,13 @@
 //
 // Every node counts, per release, the update checks it answered with the
 // release, download_complete, set (installs) and failure events (any
-// "*_fail" action and app_launch_timeout; state.IsFailure). Counts reach
+// "*_fail" action and app_launch_timeout; state.IsFailure). It counts an
+// event only from a device it answered the release (a compact set per
+// release of keyed 64-bit device hashes, deviceSet), and each kind of
+// outcome once per device (state.JudgeEvent); the others are counted
+// apart, on this node only (UnverifiedCounts), and never reach the halt
+// policy. docs/security.md, "Device statistics", gives the reasons and
+// the limits. Counts reach
 // the cluster as raft writes: every stats.report_interval (2 s by
 // default) a node with new counts proposes one StatsReportAt entry
 // holding its cumulative counters for the releases that changed and its

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"log/slog"
 	"strings"
 	"sync"
@@ -46,6 +47,13 @@ type Fleet struct {
 	mu      sync.Mutex
 	pending map[releaseKey]*pendingCounts
 	lastSeq uint64
+	// devices are the devices this node answered each release, with
+	// what they counted; unverified counts what others reported.
+	devices    map[releaseKey]*deviceSet
+	unverified map[releaseKey]*Unverified
+	// seed keys the device hash: random per process, so device ids
+	// cannot be chosen to collide with a real device's.
+	seed maphash.Seed
 
 	kick chan struct{}
 }
@@ -61,7 +69,8 @@ func New(cfg Config) *Fleet {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Fleet{cfg: cfg, pending: map[releaseKey]*pendingCounts{}, kick: make(chan struct{}, 1)}
+	return &Fleet{cfg: cfg, pending: map[releaseKey]*pendingCounts{}, kick: make(chan struct{}, 1),
+		devices: map[releaseKey]*deviceSet{}, unverified: map[releaseKey]*Unverified{}, seed: maphash.MakeSeed()}
 }
 
 // known reports whether version is a release of app in the local state;
@@ -72,38 +81,92 @@ func (f *Fleet) known(app, version string) bool {
 	return a != nil && a.Releases[version] != nil
 }
 
-// CountCheck counts an update check answered with a release. The caller
-// resolved the release on the current state, so it is not looked up
-// again here; should it be deleted meanwhile, Report drops the count.
-func (f *Fleet) CountCheck(app, version string) {
+// CountCheck records an update check of a device for app: it remembers
+// the device as one that checked in for the app on this node and, when
+// the check was answered with a release (version not ""), counts the
+// check and remembers the device for that release. The caller resolved
+// the release on the current state, so it is not looked up again here;
+// should it be deleted meanwhile, Report drops it.
+func (f *Fleet) CountCheck(app, version, device string) {
+	h := f.hash(device)
 	f.mu.Lock()
-	f.entry(app, version).fresh.Offered++
-	f.mu.Unlock()
-}
-
-// CountEvent counts a device stats event if it is about a release of the
-// app: download_complete, set, and failures. File-level failures name
-// "version:file"; the file part is dropped.
-func (f *Fleet) CountEvent(app, version, action string) {
-	failure := state.IsFailure(action)
-	if action != "set" && action != "download_complete" && !failure {
+	defer f.mu.Unlock()
+	f.remember(releaseKey{app: app}, h)
+	if version == "" {
 		return
 	}
+	f.entry(app, version).fresh.Offered++
+	f.remember(releaseKey{app, version}, h)
+}
+
+// remember adds a device to a release's set (version "": the app's);
+// f.mu is held.
+func (f *Fleet) remember(k releaseKey, h uint64) {
+	set := f.devices[k]
+	if set == nil {
+		set = newDeviceSet()
+		f.devices[k] = set
+	}
+	set.add(h)
+}
+
+// hash is the device's keyed 64-bit hash; ids are compared without
+// case, as cohorts do.
+func (f *Fleet) hash(device string) uint64 {
+	return maphash.String(f.seed, strings.ToLower(device))
+}
+
+// CountEvent judges a device stats event (state.JudgeEvent) and counts
+// it if it is about a release of the app and its device checked in for
+// that release on this node: download_complete, set, and failures, each
+// once per device. File-level failures name "version:file"; the file
+// part is dropped. Events of other devices are counted apart, as
+// unverified (Unverified), and never reach the cluster's counters.
+func (f *Fleet) CountEvent(app, version, action, device string) state.EventVerdict {
 	if i := strings.IndexByte(version, ':'); i >= 0 {
 		version = version[:i]
 	}
+	h := f.hash(device)
 	if !f.known(app, version) {
-		return
+		// About no release (builtin, a native version): nothing to
+		// count, but kept with the others if the device checked in.
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if set := f.devices[releaseKey{app: app}]; set != nil {
+			if _, ok := set.get(h); ok {
+				return state.VerdictNotCounted
+			}
+		}
+		return state.VerdictUnverified
 	}
+	k := releaseKey{app, version}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c := &f.entry(app, version).fresh
-	switch {
-	case action == "set":
+	var marks state.DeviceMarks
+	set := f.devices[k]
+	seen := false
+	if set != nil {
+		marks, seen = set.get(h)
+	}
+	v, next := state.JudgeEvent(seen, marks, action)
+	switch v {
+	case state.VerdictCounted:
+		set.mark(h, next)
+		countAction(&f.entry(app, version).fresh, action)
+	case state.VerdictUnverified, state.VerdictDuplicate:
+		f.unverifiedEntry(k).count(v, action)
+	}
+	return v
+}
+
+// countAction adds one event of a counted action to c.
+func countAction(c *state.Counters, action string) {
+	switch state.OutcomeMark(action) {
+	case state.MarkInstall:
 		c.Installs++
-	case action == "download_complete":
+	case state.MarkDownload:
 		c.Downloads++
-	default:
+	case state.MarkFailure:
 		if c.Failures == nil {
 			c.Failures = map[string]int64{}
 		}
@@ -112,6 +175,60 @@ func (f *Fleet) CountEvent(app, version, action string) {
 		}
 		c.Failures[action]++
 	}
+}
+
+// Unverified are the events of one release this node did not count
+// because of their device, since it started: kept on this node only,
+// never in the halt decision.
+type Unverified struct {
+	// Installs, Failures and Downloads come from devices that did not
+	// check in for the release on this node.
+	Installs, Failures, Downloads int64
+	// Duplicates repeat an outcome their device already counted.
+	Duplicates int64
+}
+
+func (u *Unverified) count(v state.EventVerdict, action string) {
+	if v == state.VerdictDuplicate {
+		u.Duplicates++
+		return
+	}
+	switch state.OutcomeMark(action) {
+	case state.MarkInstall:
+		u.Installs++
+	case state.MarkDownload:
+		u.Downloads++
+	case state.MarkFailure:
+		u.Failures++
+	}
+}
+
+// unverifiedEntry returns the unverified counts of a release; f.mu is
+// held.
+func (f *Fleet) unverifiedEntry(k releaseKey) *Unverified {
+	u := f.unverified[k]
+	if u == nil {
+		u = &Unverified{}
+		f.unverified[k] = u
+	}
+	return u
+}
+
+// UnverifiedCounts returns what this node did not count for a release
+// (see Unverified) and how many devices checked in for it here.
+func (f *Fleet) UnverifiedCounts(app, version string) (Unverified, int) {
+	k := releaseKey{app, version}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var u Unverified
+	if p := f.unverified[k]; p != nil {
+		u = *p
+	}
+	n := 0
+	if s := f.devices[k]; s != nil {
+		n = s.len()
+	}
+	return u, n
 }
 
 // entry returns the pending counts of a release; f.mu is held.
@@ -202,6 +319,7 @@ func (f *Fleet) Report(ctx context.Context) error {
 	if len(entries) > 0 {
 		f.lastSeq = seq
 	}
+	f.forgetDeleted(st)
 	f.mu.Unlock()
 	if len(entries) == 0 {
 		return nil
@@ -230,6 +348,25 @@ func (f *Fleet) announce(ctx context.Context) error {
 		return errors.Join(errors.New("node: announce features"), err)
 	}
 	return nil
+}
+
+// forgetDeleted drops the devices and unverified counts of releases
+// that are gone; f.mu is held.
+func (f *Fleet) forgetDeleted(st *state.State) {
+	gone := func(k releaseKey) bool {
+		a := st.App(k.app)
+		return a == nil || k.version != "" && a.Releases[k.version] == nil
+	}
+	for k := range f.devices {
+		if gone(k) {
+			delete(f.devices, k)
+		}
+	}
+	for k := range f.unverified {
+		if gone(k) {
+			delete(f.unverified, k)
+		}
+	}
 }
 
 func isZero(c state.Counters) bool {

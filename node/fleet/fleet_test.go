@@ -3,7 +3,9 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,6 +62,22 @@ func (l *fsmLog) Apply(_ context.Context, cmd consensus.Command) (any, error) {
 
 const fleetApp = "com.example.app"
 
+var devices atomic.Int64
+
+// newDevice returns a device id no test used before.
+func newDevice() string { return fmt.Sprintf("dev-%d", devices.Add(1)) }
+
+// checkedIn returns a new device that f answered version, as an update
+// check would, without counting the check (the tests count checks where
+// they mean to): a stats event of it counts (Fleet.CountEvent).
+func checkedIn(f *Fleet, version string) string {
+	d := newDevice()
+	f.mu.Lock()
+	f.remember(releaseKey{fleetApp, version}, f.hash(d))
+	f.mu.Unlock()
+	return d
+}
+
 func fleetSetup() []consensus.Command {
 	return []consensus.Command{
 		consensus.AppCreate{ID: fleetApp},
@@ -75,14 +93,14 @@ func TestFleetCountsAndReports(t *testing.T) {
 	ctx := context.Background()
 	tally := func() state.Tally { return l.fsm.State().App(fleetApp).Tally("1.0.0") }
 
-	f.CountCheck(fleetApp, "1.0.0")
-	f.CountEvent(fleetApp, "1.0.0", "set")
-	f.CountEvent(fleetApp, "1.0.0", "update_fail")
-	f.CountEvent(fleetApp, "1.0.0:js/app.js", "download_manifest_file_fail")
-	f.CountEvent(fleetApp, "1.0.0", "app_launch_timeout")
-	f.CountEvent(fleetApp, "1.0.0", "app_moved_to_foreground") // not counted
-	f.CountEvent(fleetApp, "9.9.9", "set")                     // not a release
-	f.CountEvent("com.other", "1.0.0", "set")                  // not an app
+	f.CountCheck(fleetApp, "1.0.0", newDevice())
+	f.CountEvent(fleetApp, "1.0.0", "set", checkedIn(f, "1.0.0"))
+	f.CountEvent(fleetApp, "1.0.0", "update_fail", checkedIn(f, "1.0.0"))
+	f.CountEvent(fleetApp, "1.0.0:js/app.js", "download_manifest_file_fail", checkedIn(f, "1.0.0"))
+	f.CountEvent(fleetApp, "1.0.0", "app_launch_timeout", checkedIn(f, "1.0.0"))
+	f.CountEvent(fleetApp, "1.0.0", "app_moved_to_foreground", checkedIn(f, "1.0.0")) // not counted
+	f.CountEvent(fleetApp, "9.9.9", "set", "never-checked-in")                        // not a release
+	f.CountEvent("com.other", "1.0.0", "set", "never-checked-in")                     // not an app
 	if err := f.Report(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -102,12 +120,12 @@ func TestFleetCountsAndReports(t *testing.T) {
 
 	// A report whose answer is lost but which committed: the next one
 	// must not count its events twice.
-	f.CountEvent(fleetApp, "1.0.0", "set")
+	f.CountEvent(fleetApp, "1.0.0", "set", checkedIn(f, "1.0.0"))
 	l.lose = true
 	if err := f.Report(ctx); err == nil {
 		t.Fatal("lost answer not reported")
 	}
-	f.CountEvent(fleetApp, "1.0.0", "set")
+	f.CountEvent(fleetApp, "1.0.0", "set", checkedIn(f, "1.0.0"))
 	if err := f.Report(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +134,7 @@ func TestFleetCountsAndReports(t *testing.T) {
 	}
 
 	// A report that never committed: its counts go with the next one.
-	f.CountEvent(fleetApp, "1.0.0", "set")
+	f.CountEvent(fleetApp, "1.0.0", "set", checkedIn(f, "1.0.0"))
 	l.refuse = true
 	if err := f.Report(ctx); err == nil {
 		t.Fatal("refused report not reported")
@@ -130,7 +148,7 @@ func TestFleetCountsAndReports(t *testing.T) {
 
 	// Another node's counts add up cluster-wide.
 	g := New(Config{Node: "B", State: l.fsm.State, Apply: l.Apply})
-	g.CountEvent(fleetApp, "1.0.0", "update_fail")
+	g.CountEvent(fleetApp, "1.0.0", "update_fail", checkedIn(g, "1.0.0"))
 	if err := g.Report(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +161,7 @@ func TestFleetBoundsFailureKinds(t *testing.T) {
 	l := newFSMLog(t, fleetSetup()...)
 	f := New(Config{Node: "A", State: l.fsm.State, Apply: l.Apply})
 	for i := range state.MaxFailureKinds + 10 {
-		f.CountEvent(fleetApp, "1.0.0", "kind"+string(rune('a'+i%26))+string(rune('a'+i/26))+"_fail")
+		f.CountEvent(fleetApp, "1.0.0", "kind"+string(rune('a'+i%26))+string(rune('a'+i/26))+"_fail", checkedIn(f, "1.0.0"))
 	}
 	if err := f.Report(context.Background()); err != nil {
 		t.Fatal(err)
@@ -164,10 +182,10 @@ func TestRolloutGuardHalts(t *testing.T) {
 	g := NewRolloutGuard(GuardConfig{State: l.fsm.State, Apply: l.Apply, IsLeader: func() bool { return true }})
 	ctx := context.Background()
 	for range 30 {
-		f.CountEvent(fleetApp, "1.1.0", "set")
+		f.CountEvent(fleetApp, "1.1.0", "set", checkedIn(f, "1.1.0"))
 	}
 	for range 19 {
-		f.CountEvent(fleetApp, "1.1.0", "update_fail")
+		f.CountEvent(fleetApp, "1.1.0", "update_fail", checkedIn(f, "1.1.0"))
 	}
 	if err := f.Report(ctx); err != nil {
 		t.Fatal(err)
@@ -175,8 +193,8 @@ func TestRolloutGuardHalts(t *testing.T) {
 	if h := g.Check(ctx); len(h) != 0 {
 		t.Fatalf("halted below the minimum sample: %+v", h)
 	}
-	f.CountEvent(fleetApp, "1.1.0", "update_fail")
-	f.CountEvent(fleetApp, "1.0.0", "update_fail") // the stable release does not count
+	f.CountEvent(fleetApp, "1.1.0", "update_fail", checkedIn(f, "1.1.0"))
+	f.CountEvent(fleetApp, "1.0.0", "update_fail", checkedIn(f, "1.0.0")) // the stable release does not count
 	if err := f.Report(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -28,29 +28,29 @@ func TestFleetHistory(t *testing.T) {
 
 	// Hour 0: A answers 3 checks, 2 installs; B one failure.
 	for range 3 {
-		f.CountCheck(fleetApp, "1.0.0")
+		f.CountCheck(fleetApp, "1.0.0", newDevice())
 	}
-	f.CountEvent(fleetApp, "1.0.0", "set")
-	f.CountEvent(fleetApp, "1.0.0", "set")
-	g.CountEvent(fleetApp, "1.0.0", "update_fail")
+	f.CountEvent(fleetApp, "1.0.0", "set", checkedIn(f, "1.0.0"))
+	f.CountEvent(fleetApp, "1.0.0", "set", checkedIn(f, "1.0.0"))
+	g.CountEvent(fleetApp, "1.0.0", "update_fail", checkedIn(g, "1.0.0"))
 	report(f)
 	report(g)
 
 	// Hour 1: a report commits but its answer is lost; the retry in hour 2
 	// carries only what is new.
 	clock = h0.Add(70 * time.Minute)
-	f.CountEvent(fleetApp, "1.0.0", "set")
+	f.CountEvent(fleetApp, "1.0.0", "set", checkedIn(f, "1.0.0"))
 	l.lose = true
 	if err := f.Report(ctx); err == nil {
 		t.Fatal("lost answer not reported")
 	}
 	clock = h0.Add(130 * time.Minute)
-	f.CountEvent(fleetApp, "1.0.0", "download_complete")
+	f.CountEvent(fleetApp, "1.0.0", "download_complete", checkedIn(f, "1.0.0"))
 	report(f)
 
 	// Hour 3: a refused report's counts go with the next one.
 	clock = h0.Add(190 * time.Minute)
-	f.CountEvent(fleetApp, "1.0.0", "set")
+	f.CountEvent(fleetApp, "1.0.0", "set", checkedIn(f, "1.0.0"))
 	l.refuse = true
 	if err := f.Report(ctx); err == nil {
 		t.Fatal("refused report not reported")
@@ -93,7 +93,7 @@ func TestFleetHistoryWaitsForEveryNode(t *testing.T) {
 	clock := time.UnixMilli(state.HourOf(1_700_000_000_000))
 	f := New(Config{Node: "A", State: l.fsm.State, Apply: l.Apply, Now: func() time.Time { return clock }})
 	ctx := context.Background()
-	f.CountEvent(fleetApp, "1.0.0", "set")
+	f.CountEvent(fleetApp, "1.0.0", "set", checkedIn(f, "1.0.0"))
 	if err := f.Report(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +107,8 @@ func TestFleetHistoryWaitsForEveryNode(t *testing.T) {
 	if _, err := l.Apply(ctx, consensus.NodeDelete{ID: "old"}); err != nil {
 		t.Fatal(err)
 	}
-	f.CountEvent(fleetApp, "1.0.0", "set")
-	f.CountEvent(fleetApp, "1.0.0", "set")
+	f.CountEvent(fleetApp, "1.0.0", "set", checkedIn(f, "1.0.0"))
+	f.CountEvent(fleetApp, "1.0.0", "set", checkedIn(f, "1.0.0"))
 	if err := f.Report(ctx); err != nil {
 		t.Fatal(err)
 	}

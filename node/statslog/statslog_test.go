@@ -185,3 +185,69 @@ func TestIgnoredMarker(t *testing.T) {
 		t.Fatalf("early stop: %d records, %v", seen, err)
 	}
 }
+
+// TestFloodOfIgnoredKeepsCounted: ignored events have their own bounded
+// area, so a flood of them (here 40 times that area's bound) drops only
+// older ignored events; every counted event stays, and readers see both
+// areas merged by time of receipt.
+func TestFloodOfIgnoredKeepsCounted(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, MaxBytes: 64 << 10, IgnoredMaxBytes: 32 << 10, SegmentBytes: 8 << 10, FlushInterval: time.Hour}
+	l, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	flood := make([]json.RawMessage, 100)
+	for i := 0; i < 200; i++ {
+		if i%20 == 0 {
+			if err := l.Append([]json.RawMessage{json.RawMessage(fmt.Sprintf(`{"N":%d,"action":"update_fail"}`, i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for j := range flood {
+			flood[j] = json.RawMessage(fmt.Sprintf(`{"N":%d,"action":"update_fail","device_id":"forged"}`, 1000+i*100+j))
+		}
+		if err := l.AppendIgnored("unverified_device", flood); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var counted []string
+	ignored := 0
+	var prev time.Time
+	err = l.Records(func(r Record) bool {
+		if r.Received.Before(prev) {
+			t.Fatalf("records out of order: %v after %v", r.Received, prev)
+		}
+		prev = r.Received
+		if r.Ignored == "" {
+			var e struct{ N int }
+			json.Unmarshal(r.Event, &e)
+			counted = append(counted, fmt.Sprint(e.N))
+		} else {
+			ignored++
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[0 20 40 60 80 100 120 140 160 180]"; fmt.Sprint(counted) != want {
+		t.Fatalf("counted events %v, want %s", counted, want)
+	}
+	if ignored == 0 || ignored >= 20000 {
+		t.Fatalf("%d ignored events kept of 20000", ignored)
+	}
+	var total int64
+	files, _ := filepath.Glob(filepath.Join(dir, IgnoredDir, "*.jsonl"))
+	for _, f := range files {
+		info, _ := os.Stat(f)
+		total += info.Size()
+	}
+	if total > cfg.IgnoredMaxBytes {
+		t.Fatalf("ignored area holds %d bytes, bound %d", total, cfg.IgnoredMaxBytes)
+	}
+	if l.Size() > cfg.MaxBytes+cfg.IgnoredMaxBytes {
+		t.Fatalf("Size %d", l.Size())
+	}
+}

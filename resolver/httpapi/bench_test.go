@@ -154,8 +154,11 @@ func BenchmarkDownload(b *testing.B) {
 // countOnly is a Counter that only counts, as cheap as the node's.
 type countOnly struct{ checks, events atomic.Int64 }
 
-func (c *countOnly) CountCheck(string, string)         { c.checks.Add(1) }
-func (c *countOnly) CountEvent(string, string, string) { c.events.Add(1) }
+func (c *countOnly) CountCheck(string, string, string) { c.checks.Add(1) }
+func (c *countOnly) CountEvent(string, string, string, string) state.EventVerdict {
+	c.events.Add(1)
+	return state.VerdictCounted
+}
 
 type discardStats struct{}
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -51,10 +52,16 @@ type Overrides interface {
 // Counter counts device outcomes per release for fleet statistics. Its
 // methods are called on the request path and must be cheap.
 type Counter interface {
-	// CountCheck counts an update check answered with a release.
-	CountCheck(app, version string)
-	// CountEvent counts a stats event (it picks the actions it wants).
-	CountEvent(app, version, action string)
+	// CountCheck remembers that the device checked in for the app (a
+	// known app) and, when version is not "" (the check was answered
+	// with that release), counts the check and remembers the device for
+	// the release.
+	CountCheck(app, version, device string)
+	// CountEvent judges a stats event by its device (state.JudgeEvent)
+	// and counts it if it should (it picks the actions it wants).
+	// Unverified and duplicate events are stored apart in the stats
+	// log, so that a flood of them cannot push out the others.
+	CountEvent(app, version, action, device string) state.EventVerdict
 }
 
 // Config tunes the device API.
@@ -74,6 +81,10 @@ type Config struct {
 	// Observer, if set, receives check outcomes and latencies and stats
 	// actions (metrics).
 	Observer Observer
+	// StatsLimit bounds the stats events of one source; zero: no limit.
+	StatsLimit RateLimit
+	// Now is the limiter's clock (tests); nil means time.Now.
+	Now func() time.Time
 }
 
 // API serves the device endpoints.
@@ -87,6 +98,7 @@ type API struct {
 	cache     atomic.Pointer[answerCache]
 	refs      refs     // objects the releases of the state reference
 	faults    faultLog // download faults, rate-limited
+	limit     *limiter // stats events per source; nil: no limit
 }
 
 // New returns the device API. overrides may be nil (then old plugins'
@@ -96,7 +108,8 @@ func New(cfg Config, st StateSource, obj Objects, stats StatsSink, ov Overrides,
 		cfg.MaxBodyBytes = 1 << 20
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	return &API{cfg: cfg, state: st, objects: obj, stats: stats, overrides: ov, log: log}
+	return &API{cfg: cfg, state: st, objects: obj, stats: stats, overrides: ov, log: log,
+		limit: newLimiter(cfg.StatsLimit, cfg.Now)}
 }
 
 // Register adds the device routes to mux.

@@ -224,18 +224,24 @@ type recCounter struct {
 	mu     sync.Mutex
 	checks []string
 	events []string
+	// judge, if set, gives the verdict of an event (default: counted).
+	judge func(device, action string) state.EventVerdict
 }
 
-func (c *recCounter) CountCheck(app, version string) {
+func (c *recCounter) CountCheck(app, version, device string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.checks = append(c.checks, app+" "+version)
+	c.checks = append(c.checks, app+" "+version+" "+device)
 }
 
-func (c *recCounter) CountEvent(app, version, action string) {
+func (c *recCounter) CountEvent(app, version, action, device string) state.EventVerdict {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.events = append(c.events, app+" "+version+" "+action)
+	if c.judge != nil {
+		return c.judge(device, action)
+	}
+	return state.VerdictCounted
 }
 
 const statEv = `{"platform":"android","device_id":"8f0c1d2e-3b4a-4c5d-9e6f-0a1b2c3d4e5f","app_id":"com.example.app","action":"%s","version_name":"1.0.1","old_version_name":"builtin","timestamp":1,"metadata":{"k":"v"}}`
@@ -311,7 +317,7 @@ func TestUpdateCountsChecks(t *testing.T) {
 	if w := f.do("POST", "/updates", deviceBody); w.Code != 200 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
-	if len(f.count.checks) != 1 || f.count.checks[0] != "com.example.app 1.0.1" {
+	if len(f.count.checks) != 1 || f.count.checks[0] != "com.example.app 1.0.1 8f0c1d2e-3b4a-4c5d-9e6f-0a1b2c3d4e5f" {
 		t.Fatalf("checks %v", f.count.checks)
 	}
 }

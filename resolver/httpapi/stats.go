@@ -3,9 +3,12 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/http"
+	"net/netip"
 	"sync"
 
+	"mirrord/consensus/state"
 	"mirrord/resolver"
 )
 
@@ -33,6 +36,12 @@ import (
 // Unknown actions are kept: the plugin sends some that Capgo's own list
 // lacks.
 func (a *API) handleStats(w http.ResponseWriter, r *http.Request) {
+	src := source(r.RemoteAddr)
+	// A source out of budget is refused before its body is read; the
+	// events are charged once they are counted.
+	if a.limited(w, src, 0) {
+		return
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
@@ -57,6 +66,9 @@ func (a *API) handleStats(w http.ResponseWriter, r *http.Request) {
 	} else {
 		events = []json.RawMessage{json.RawMessage(body)}
 	}
+	if a.limited(w, src, len(events)) {
+		return
+	}
 	s := scanStats(events)
 	defer s.release()
 	switch {
@@ -67,6 +79,26 @@ func (a *API) handleStats(w http.ResponseWriter, r *http.Request) {
 	default:
 		a.statsSingle(w, s)
 	}
+}
+
+// limited charges n events to src's budget (0: only looks); when it is spent it answers
+// 429 too_many_requests with Retry-After (the plugin keeps its events
+// queued and blocks itself until then: capgo-protocol section 3.4) and
+// reports true.
+func (a *API) limited(w http.ResponseWriter, src netip.Addr, n int) bool {
+	if a.limit == nil {
+		return false
+	}
+	wait := a.limit.take(src, n)
+	if wait == 0 {
+		return false
+	}
+	secs := retryAfterSeconds(wait)
+	w.Header().Set("Retry-After", secs)
+	writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": "too_many_requests",
+		"message":  "too many stats events from this address; retry after " + secs + " s",
+		"moreInfo": map[string]any{"retryAfterSeconds": int(math.Ceil(wait.Seconds()))}})
+	return true
 }
 
 // statOutcome is one event of a request: what was read of it and what
@@ -211,6 +243,9 @@ func (a *API) statsBatch(w http.ResponseWriter, s scanned) {
 // keep counts the counted events and stores them, and stores the
 // ignored ones with their marker (grouped by marker, in the order the
 // markers first appear); events with an error of their own are dropped.
+// An event the counter judges unverified or duplicate (state.JudgeEvent)
+// is stored as ignored with that marker, in the stats log's bounded
+// area for ignored events.
 func (a *API) keep(outs []statOutcome) {
 	counted := make([]json.RawMessage, 0, len(outs))
 	var ignored []ignoredGroup
@@ -228,13 +263,17 @@ func (a *API) keep(outs []statOutcome) {
 			ignored = addIgnored(ignored, v.Ignored, line)
 			continue
 		}
-		counted = append(counted, line)
-		if a.cfg.Counter != nil {
-			a.cfg.Counter.CountEvent(o.ev.AppID, o.ev.VersionName, o.ev.Action)
-		}
 		if a.cfg.Observer != nil {
-			a.cfg.Observer.ObserveStat(o.ev.Action)
+			a.cfg.Observer.ObserveStat(o.ev.Action) // floods show here
 		}
+		if a.cfg.Counter != nil {
+			switch ev := a.cfg.Counter.CountEvent(o.ev.AppID, o.ev.VersionName, o.ev.Action, o.ev.DeviceID); ev {
+			case state.VerdictUnverified, state.VerdictDuplicate:
+				ignored = addIgnored(ignored, ev.String(), line)
+				continue
+			}
+		}
+		counted = append(counted, line)
 	}
 	if a.stats == nil {
 		return

@@ -55,7 +55,13 @@ func (a *API) handleUpdates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := a.state.State()
-	d := resolver.Resolve(st.App(req.AppID), req)
+	app := st.App(req.AppID)
+	d := resolver.Resolve(app, req)
+	if a.cfg.Counter != nil && app != nil && (d.Error != "" || d.Revert || d.Release == nil) {
+		// Not answered with a release: the device is only seen for the
+		// app (its events about no release are kept with the others).
+		a.cfg.Counter.CountCheck(req.AppID, "", req.DeviceID)
+	}
 	switch {
 	case d.Error != "":
 		outcome = d.Error
@@ -66,7 +72,7 @@ func (a *API) handleUpdates(w http.ResponseWriter, r *http.Request) {
 	default:
 		outcome = OutcomeOK
 		if a.cfg.Counter != nil {
-			a.cfg.Counter.CountCheck(req.AppID, d.Version)
+			a.cfg.Counter.CountCheck(req.AppID, d.Version, req.DeviceID)
 		}
 		a.writeSuccess(w, r, st, d.Release)
 	}

@@ -76,19 +76,7 @@ func TestForgedFailuresDoNotHalt(t *testing.T) {
 	}
 	// One real install per node, after its forged events: once the three
 	// are in the tally, every node has reported what it counted.
-	for i, n := range nodes {
-		dev := checkedInDevices(t, fc, n.url, "1.0.2", 1000*i, 1)[0]
-		fc.stat(n.url, dev, "set", "1.0.2")
-	}
-	consensustest.WaitFor(t, "the three installs reported by every node", func() bool {
-		return rolloutAt(t, nodes[2], app, "production").Since.Installs == 3
-	}, 20*time.Second)
-	for _, n := range nodes {
-		ri := rolloutAt(t, n, app, "production")
-		if r := ri.Rollout; r.State != state.RolloutActive || r.Halt != nil || ri.Since != (state.Tally{Installs: 3}) {
-			t.Fatalf("after 120 forged update_fail, %s has rollout %+v tally %+v", n.url, r, ri.Since)
-		}
-	}
+	installsLeaveRolloutActive(t, fc, nodes, app, 0, 1000, "120 forged update_fail")
 	consensustest.WaitFor(t, "the forged events in the event logs, marked", func() bool {
 		marked := 0
 		for _, n := range nodes {

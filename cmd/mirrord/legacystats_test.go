@@ -34,18 +34,7 @@ func TestLegacyDownloadFailCluster(t *testing.T) {
 	// it counted of the legacy events too.
 	// (Each from a device that node answered with the release: a node
 	// counts only those, see TestForgedFailuresDoNotHalt.)
-	for i, n := range nodes {
-		fc.stat(n.url, checkedInDevices(t, fc, n.url, "1.0.2", 1000+100*i, 1)[0], "set", "1.0.2")
-	}
-	consensustest.WaitFor(t, "the three installs reported by every node", func() bool {
-		return rolloutAt(t, nodes[2], app, "production").Since.Installs == 3
-	}, 20*time.Second)
-	for _, n := range nodes {
-		ri := rolloutAt(t, n, app, "production")
-		if r := ri.Rollout; r.State != state.RolloutActive || r.Halt != nil || ri.Since != (state.Tally{Installs: 3}) {
-			t.Fatalf("after 200 legacy download_fail, %s has rollout %+v tally %+v", n.url, r, ri.Since)
-		}
-	}
+	installsLeaveRolloutActive(t, fc, nodes, app, 1000, 100, "200 legacy download_fail")
 	consensustest.WaitFor(t, "the legacy events in the event logs, marked", func() bool {
 		marked := 0
 		for _, n := range nodes {

@@ -495,3 +495,25 @@ func startRolloutCluster(t *testing.T, app string, percent int) []*testNode {
 	}, 10*time.Second)
 	return nodes
 }
+
+// installsLeaveRolloutActive sends one install of 1.0.2 to each node,
+// from a device that checked in there (ids first, first+step, ...), and
+// waits until the three are in the rollout's tally: every node has then
+// reported what it counted of the events sent before (what they were,
+// for the failure message). The rollout must still be active, with
+// those three installs and no failure.
+func installsLeaveRolloutActive(t *testing.T, fc *fleetClient, nodes []*testNode, app string, first, step int, after string) {
+	t.Helper()
+	for i, n := range nodes {
+		fc.stat(n.url, checkedInDevices(t, fc, n.url, "1.0.2", first+step*i, 1)[0], "set", "1.0.2")
+	}
+	consensustest.WaitFor(t, "the three installs reported by every node", func() bool {
+		return rolloutAt(t, nodes[2], app, "production").Since.Installs == 3
+	}, 20*time.Second)
+	for _, n := range nodes {
+		ri := rolloutAt(t, n, app, "production")
+		if r := ri.Rollout; r.State != state.RolloutActive || r.Halt != nil || ri.Since != (state.Tally{Installs: 3}) {
+			t.Fatalf("after %s, %s has rollout %+v tally %+v", after, n.url, r, ri.Since)
+		}
+	}
+}

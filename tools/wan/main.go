@@ -37,7 +37,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if o.Bin == "" {
-		if o.Bin, err = buildMirrord(o.Dir); err != nil {
+		if o.Bin, err = buildMirrordIn(o.Dir); err != nil {
 			fmt.Fprintln(os.Stderr, "wan:", err)
 			os.Exit(1)
 		}
@@ -90,8 +90,8 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
-// buildMirrord builds cmd/mirrord (run from the repository).
-func buildMirrord(dir string) (string, error) {
+// buildMirrordIn builds cmd/mirrord into dir (run from the repository).
+func buildMirrordIn(dir string) (string, error) {
 	bin := filepath.Join(dir, "mirrord")
 	cmd := exec.Command("go", "build", "-o", bin, "mirrord/cmd/mirrord")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -143,9 +143,18 @@ func (s *wan) partition(ctx context.Context, r *result) error {
 // killLeader kills the leader and checks devices on every other node
 // until one of them names a new leader (or Wait passes, at least 3 s).
 func (s *wan) killLeader(ctx context.Context, r *result) error {
-	leader := s.byPeer(s.hub.leader())
-	if leader == nil {
-		return fmt.Errorf("no leader before the kill")
+	var leader *mnode
+	agreed := func() bool {
+		leader = s.byPeer(s.hub.leader())
+		for _, n := range s.pops {
+			if leader == nil || s.byPeer(n.leader()) != leader {
+				return false
+			}
+		}
+		return true
+	}
+	if err := waitFor(ctx, s.o.Wait, 50*time.Millisecond, agreed); err != nil {
+		return fmt.Errorf("no leader every node names before the kill: %w", err)
 	}
 	r.KilledLeader = leader.ep.name
 	leader.kill()
@@ -163,11 +172,16 @@ func (s *wan) killLeader(ctx context.Context, r *result) error {
 		}
 		return false
 	}
-	r.KillChecks = checkWhile(ctx, s.alive, 3*time.Second, s.o.Wait, found)
+	// Voters are the first three nodes; with two, the survivor alone
+	// cannot elect a leader: devices are then checked for 5 s.
+	voters, most := min(3, 1+len(s.pops)), s.o.Wait
+	if voters < 3 {
+		most = min(most, 5*time.Second)
+	}
+	r.KillChecks = checkWhile(ctx, s.alive, 3*time.Second, most, found)
 	r.NewLeader = newLeader
 	if newLeader == 0 {
-		voters := min(3, 1+len(s.pops))
-		r.Notes = append(r.Notes, fmt.Sprintf("no new leader within %v (%d voters, one killed)", s.o.Wait, voters))
+		r.Notes = append(r.Notes, fmt.Sprintf("no new leader within %v (%d voters, one killed)", most, voters))
 	}
 	return nil
 }

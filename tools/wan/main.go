@@ -120,12 +120,12 @@ func printTable(w io.Writer, o options, r *result) {
 	}
 	if len(r.PoPs) > 0 {
 		row("release objects (zip + manifest files)", "%.1f MB", float64(r.ReleaseBytes)/1e6)
-		per := 0.0
+		x := 0.0
 		if r.ReleaseBytes > 0 {
-			per = float64(r.HubEgress) / float64(r.ReleaseBytes) / float64(len(r.PoPs))
+			x = float64(r.HubEgress) / float64(r.ReleaseBytes)
 		}
-		row("hub egress to PoPs during replication (IP bytes)", "%.1f MB = %.2fx the release objects per PoP (%d packets dropped by the links)",
-			float64(r.HubEgress)/1e6, per, r.LinkLoss)
+		row("hub egress to PoPs during replication (IP bytes)", "%.1f MB = %.2fx the release objects (%.2fx per PoP; %d packets dropped by the links)",
+			float64(r.HubEgress)/1e6, x, x/float64(len(r.PoPs)), r.LinkLoss)
 		row("duplicate blocks received (all PoPs)", "%d", r.DupBlocks)
 	}
 	if r.PartitionPoP != "" {

@@ -21,6 +21,9 @@ func run(ctx context.Context, o options) (*result, error) {
 	r := &result{}
 	steps := []func(context.Context, *result) error{s.baseline, s.startAll, s.replicate, s.partition, s.killLeader}
 	for _, step := range steps {
+		if ctx.Err() != nil {
+			return r, fmt.Errorf("interrupted: %w", ctx.Err())
+		}
 		if err := step(ctx, r); err != nil {
 			return r, err
 		}

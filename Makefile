@@ -1,7 +1,7 @@
 # mirrord: the two commands are `make run` and `make test`.
 export CGO_ENABLED ?= 0
 
-.PHONY: run test race tidy-check build check fuzz bench faults help
+.PHONY: run test race tidy-check build check fuzz bench faults wan help
 
 # The packages with goroutines and locks, run again under the race
 # detector (it needs cgo). cmd/mirrord and tools/faults run real
@@ -46,6 +46,9 @@ bench: ## benchmarks of docs/BENCHMARKS.md
 
 faults: ## the fault harness's long form (docs/reliability.md), about 10 minutes
 	MIRRORD_FAULTS=long go test -v -timeout 60m -run TestFaults ./tools/faults/
+
+wan: ## the WAN scenario of docs/wan.md (root; hub + 3 PoPs, 20 MB); pass flags with WAN_FLAGS="-pops 8 ..."
+	go run ./tools/wan $(WAN_FLAGS)
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'

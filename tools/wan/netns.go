@@ -126,9 +126,13 @@ func canRun() error {
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		return fmt.Errorf("needs /dev/net/tun: %w", err)
 	}
-	probe := fmt.Sprintf("mwprobe%d", os.Getpid()%100000)
-	if err := ipCmd("netns", "add", probe); err != nil {
-		return fmt.Errorf("cannot create network namespaces: %w", err)
+	// The whole set-up a node gets, once: a namespace, a TUN device
+	// moved into it and brought up. A container may allow one step and
+	// not the next.
+	w := newNetwork()
+	defer w.close()
+	if _, err := w.addNamespace("probe"); err != nil {
+		return fmt.Errorf("cannot build a namespace with a TUN device: %w", err)
 	}
-	return ipCmd("netns", "del", probe)
+	return nil
 }

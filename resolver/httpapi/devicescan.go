@@ -178,7 +178,8 @@ func setDeviceField(req *resolver.Request, f deviceFieldID, v []byte) bool {
 		return false
 	}
 	if f == fieldKeyID {
-		req.KeyID = &s
+		k := s // its own variable: taking s's address would move every s to the heap
+		req.KeyID = &k
 		return true
 	}
 	*deviceString(req, f) = s

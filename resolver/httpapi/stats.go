@@ -309,7 +309,7 @@ func addIgnored(gs []ignoredGroup, reason string, line json.RawMessage) []ignore
 // oneLine returns the event as one line: as sent when it already is,
 // compacted otherwise (nil if that fails).
 func oneLine(ev json.RawMessage) json.RawMessage {
-	if bytes.IndexAny(ev, "\r\n") < 0 {
+	if bytes.IndexByte(ev, '\n') < 0 && bytes.IndexByte(ev, '\r') < 0 {
 		return ev
 	}
 	var c bytes.Buffer

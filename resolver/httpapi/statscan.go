@@ -262,6 +262,9 @@ func stringEnd(b []byte, i int) int {
 		return -1
 	}
 	for j := i + 1; j < len(b); j++ {
+		if !stringSpecial[b[j]] {
+			continue
+		}
 		switch c := b[j]; {
 		case c == '"':
 			return j
@@ -286,6 +289,17 @@ func stringEnd(b []byte, i int) int {
 	}
 	return -1
 }
+
+// stringSpecial marks the bytes stringEnd must look at: the quote, the
+// backslash and control characters (one table load per byte on the hot
+// path instead of three comparisons).
+var stringSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'

@@ -207,26 +207,26 @@ func isUUID(s string) bool {
 // (case-insensitive): a first label of letters and digits, then at
 // least one more label of letters, digits, "_" or "-".
 func isReverseDomain(s string) bool {
-	labels := strings.Split(s, ".")
-	if len(labels) < 2 {
-		return false
-	}
-	for i, l := range labels {
-		if l == "" {
-			return false
-		}
-		for j := 0; j < len(l); j++ {
-			c := l[j]
-			ok := c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-			if i > 0 {
-				ok = ok || c == '_' || c == '-'
-			}
-			if !ok {
+	label, labels := 0, 1 // length and number of labels so far
+	for j := 0; j < len(s); j++ {
+		c := s[j]
+		if c == '.' {
+			if label == 0 {
 				return false
 			}
+			label, labels = 0, labels+1
+			continue
 		}
+		ok := c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if labels > 1 {
+			ok = ok || c == '_' || c == '-'
+		}
+		if !ok {
+			return false
+		}
+		label++
 	}
-	return true
+	return labels >= 2 && label > 0
 }
 
 // RequestFromQuery builds a Request from the query parameters of a

@@ -202,7 +202,7 @@ func decodeInto(w http.ResponseWriter, body []byte, req *resolver.Request, c res
 		writeJSON(w, http.StatusBadRequest, refusalBody(resolver.EmptyRefusal(c)))
 		return false
 	}
-	if err := json.Unmarshal(body, req); err != nil {
+	if err := decodeDevice(body, req); err != nil {
 		writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "body is not a JSON device info object: "+err.Error()))
 		return false
 	}

@@ -49,22 +49,20 @@ func (a *API) handleStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := bytes.TrimSpace(buf.Bytes())
-	// One validating pass over the body; the events are then split and
-	// read by the scanners of statscan.go, which rely on it.
-	if !json.Valid(body) {
+	// One validating pass over the body (splitArray or validJSON, which
+	// check what json.Valid checks); the events are then read by
+	// scanStatEvent, which relies on it.
+	var events []json.RawMessage
+	batch := len(body) > 0 && body[0] == '['
+	valid := false
+	if batch {
+		events, valid = splitArray(body)
+	} else if valid = validJSON(body); valid {
+		events = []json.RawMessage{json.RawMessage(body)}
+	}
+	if !valid {
 		writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not JSON"))
 		return
-	}
-	var events []json.RawMessage
-	batch := body[0] == '['
-	if batch {
-		var ok bool
-		if events, ok = splitArray(body); !ok {
-			writeJSON(w, http.StatusBadRequest, errBody("invalid_json_parse_body", "stats body is not a JSON array"))
-			return
-		}
-	} else {
-		events = []json.RawMessage{json.RawMessage(body)}
 	}
 	if a.limited(w, src, len(events)) {
 		return
@@ -311,7 +309,7 @@ func addIgnored(gs []ignoredGroup, reason string, line json.RawMessage) []ignore
 // oneLine returns the event as one line: as sent when it already is,
 // compacted otherwise (nil if that fails).
 func oneLine(ev json.RawMessage) json.RawMessage {
-	if bytes.IndexAny(ev, "\r\n") < 0 {
+	if bytes.IndexByte(ev, '\n') < 0 && bytes.IndexByte(ev, '\r') < 0 {
 		return ev
 	}
 	var c bytes.Buffer

@@ -11,8 +11,9 @@ import (
 // value is not a string (or null).
 var errFieldType = errors.New("a field has the wrong type")
 
-// splitArray returns the elements of a JSON array that is valid JSON,
-// as subslices of b, or false when b is not an array.
+// splitArray returns the elements of a JSON array as subslices of b, or
+// false when b is not a valid JSON array (whitespace around it allowed):
+// it validates as it splits, so the body needs no json.Valid pass.
 func splitArray(b []byte) ([]json.RawMessage, bool) {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '[' {
@@ -21,10 +22,10 @@ func splitArray(b []byte) ([]json.RawMessage, bool) {
 	var out []json.RawMessage
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == ']' {
-		return out, true
+		return out, skipWS(b, i+1) == len(b)
 	}
 	for i < len(b) {
-		end := valueEnd(b, i)
+		end := nestedEnd(b, i, 1)
 		if end < 0 {
 			return nil, false
 		}
@@ -34,7 +35,7 @@ func splitArray(b []byte) ([]json.RawMessage, bool) {
 			return nil, false
 		}
 		if b[i] == ']' {
-			return out, true
+			return out, skipWS(b, i+1) == len(b)
 		}
 		if b[i] != ',' {
 			return nil, false
@@ -253,25 +254,74 @@ func skipWS(b []byte, i int) int {
 }
 
 // stringEnd returns the index of the closing quote of the string that
-// starts at b[i], or -1.
+// starts at b[i], or -1 when there is none or the string is not valid
+// JSON (a control character, an unknown escape). Like json.Valid it
+// accepts any other byte, invalid UTF-8 included.
 func stringEnd(b []byte, i int) int {
 	if i >= len(b) || b[i] != '"' {
 		return -1
 	}
 	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
+		if !stringSpecial[b[j]] {
+			continue
+		}
+		switch c := b[j]; {
+		case c == '"':
 			return j
+		case c < 0x20:
+			return -1
+		case c == '\\':
+			j++
+			if j >= len(b) {
+				return -1
+			}
+			switch b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(b) || !isHex(b[j+1]) || !isHex(b[j+2]) || !isHex(b[j+3]) || !isHex(b[j+4]) {
+					return -1
+				}
+				j += 4
+			default:
+				return -1
+			}
 		}
 	}
 	return -1
 }
 
-// valueEnd returns the index just past the value that starts at b[i],
-// or -1. b is valid JSON, so only strings and nesting need care.
-func valueEnd(b []byte, i int) int {
+// stringSpecial marks the bytes stringEnd must look at: the quote, the
+// backslash and control characters (one table load per byte on the hot
+// path instead of three comparisons).
+var stringSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// maxDepth is encoding/json's limit on nested objects and arrays.
+const maxDepth = 10000
+
+// validJSON reports whether b is one JSON value (whitespace around it
+// allowed), as json.Valid does, in one pass.
+func validJSON(b []byte) bool {
+	end := valueEnd(b, skipWS(b, 0))
+	return end >= 0 && skipWS(b, end) == len(b)
+}
+
+// valueEnd returns the index just past the JSON value that starts at
+// b[i], or -1 when no valid value starts there. It checks what
+// json.Valid checks, so the scanners need no validation pass before.
+func valueEnd(b []byte, i int) int { return nestedEnd(b, i, 0) }
+
+// nestedEnd is valueEnd for a value inside depth levels of nesting.
+func nestedEnd(b []byte, i, depth int) int {
 	if i >= len(b) {
 		return -1
 	}
@@ -281,28 +331,126 @@ func valueEnd(b []byte, i int) int {
 			return j + 1
 		}
 		return -1
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				if j = stringEnd(b, j); j < 0 {
-					return -1
-				}
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
+	case '{':
+		return objectEnd(b, i, depth+1)
+	case '[':
+		return arrayEnd(b, i, depth+1)
+	case 't':
+		return literalEnd(b, i, "true")
+	case 'f':
+		return literalEnd(b, i, "false")
+	case 'n':
+		return literalEnd(b, i, "null")
+	}
+	return numberEnd(b, i)
+}
+
+func objectEnd(b []byte, i, depth int) int {
+	if depth > maxDepth {
 		return -1
 	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
-		j++
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1
 	}
-	return j
+	for {
+		k := stringEnd(b, i)
+		if k < 0 {
+			return -1
+		}
+		i = skipWS(b, k+1)
+		if i >= len(b) || b[i] != ':' {
+			return -1
+		}
+		if i = nestedEnd(b, skipWS(b, i+1), depth); i < 0 {
+			return -1
+		}
+		if i = skipWS(b, i); i >= len(b) {
+			return -1
+		}
+		switch b[i] {
+		case '}':
+			return i + 1
+		case ',':
+			i = skipWS(b, i+1)
+		default:
+			return -1
+		}
+	}
+}
+
+func arrayEnd(b []byte, i, depth int) int {
+	if depth > maxDepth {
+		return -1
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1
+	}
+	for {
+		if i = nestedEnd(b, i, depth); i < 0 {
+			return -1
+		}
+		if i = skipWS(b, i); i >= len(b) {
+			return -1
+		}
+		switch b[i] {
+		case ']':
+			return i + 1
+		case ',':
+			i = skipWS(b, i+1)
+		default:
+			return -1
+		}
+	}
+}
+
+func literalEnd(b []byte, i int, lit string) int {
+	if len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit {
+		return i + len(lit)
+	}
+	return -1
+}
+
+// numberEnd returns the index past the JSON number at b[i], or -1.
+func numberEnd(b []byte, i int) int {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return -1
+	case b[i] == '0':
+		i++
+	case '1' <= b[i] && b[i] <= '9':
+		i = digitsEnd(b, i+1)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digitsEnd(b, i+1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digitsEnd(b, i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
+}
+
+func digitsEnd(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
 }

@@ -65,10 +65,10 @@ func (a *API) handleUpdates(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case d.Error != "":
 		outcome = d.Error
-		writeJSON(w, http.StatusOK, failBody{Error: d.Error, Message: d.Message, Kind: d.Kind, Version: d.Version, Old: d.Old, Major: d.Major})
+		a.writeFail(w, st, failBody{Error: d.Error, Message: d.Message, Kind: d.Kind, Version: d.Version, Old: d.Old, Major: d.Major})
 	case d.Revert || d.Release == nil:
 		outcome = OutcomeRevert
-		writeJSON(w, http.StatusOK, map[string]string{"version": state.Builtin})
+		writeRaw(w, http.StatusOK, revertBody)
 	default:
 		outcome = OutcomeOK
 		if a.cfg.Counter != nil {
@@ -78,24 +78,57 @@ func (a *API) handleUpdates(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// answerCache keeps the encoded success answers of one state snapshot: a
-// success body depends only on the release and the base URL, so most
-// checks reuse the bytes instead of encoding them again.
+// revertBody answers a device that should go back to its builtin bundle.
+var revertBody = []byte(`{"version":"` + state.Builtin + `"}` + "\n")
+
+// answerCache keeps the encoded answers of one state snapshot: a success
+// body depends only on the release and the base URL, and a refusal (an
+// up-to-date device, a blocked one) only on the decision, so most checks
+// reuse the bytes instead of encoding them again.
 type answerCache struct {
 	st      *state.State
 	answers sync.Map // base URL + "\x00" + version -> []byte
 	n       atomic.Int64
+	fails   sync.Map // failBody -> []byte
+	nFails  atomic.Int64
 }
 
-// maxCachedAnswers bounds the cache (distinct Host headers could grow it).
+// maxCachedAnswers bounds each cache (distinct Host headers, or versions
+// echoed from devices, could grow it).
 const maxCachedAnswers = 4096
 
-func (a *API) writeSuccess(w http.ResponseWriter, r *http.Request, st *state.State, rel *state.Release) {
+// answersFor returns the answer cache of snapshot st.
+func (a *API) answersFor(st *state.State) *answerCache {
 	c := a.cache.Load()
 	if c == nil || c.st != st {
 		c = &answerCache{st: st}
 		a.cache.Store(c)
 	}
+	return c
+}
+
+// writeFail answers a decision that offers no release.
+func (a *API) writeFail(w http.ResponseWriter, st *state.State, fb failBody) {
+	c := a.answersFor(st)
+	if b, ok := c.fails.Load(fb); ok {
+		writeRaw(w, http.StatusOK, b.([]byte))
+		return
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(fb); err != nil {
+		writeJSON(w, http.StatusInternalServerError, errBody("internal", "cannot encode answer"))
+		return
+	}
+	if c.nFails.Add(1) <= maxCachedAnswers {
+		c.fails.Store(fb, buf.Bytes())
+	}
+	writeRaw(w, http.StatusOK, buf.Bytes())
+}
+
+func (a *API) writeSuccess(w http.ResponseWriter, r *http.Request, st *state.State, rel *state.Release) {
+	c := a.answersFor(st)
 	base := a.baseURL(r)
 	key := base + "\x00" + rel.App + "\x00" + rel.Version
 	if b, ok := c.answers.Load(key); ok {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
@@ -80,15 +81,39 @@ func (a *ACME) TLSConfig() *tls.Config {
 }
 
 // Run obtains the certificates (from storage when they are there and
-// valid, else from the CA, retrying in the background), keeps them
-// renewed until ctx ends, then stops the renewal loop.
+// valid, else from the CA), retrying with a growing wait (1 min to
+// 1 h) while the CA cannot be reached or refuses, keeps them renewed
+// until ctx ends, then stops the renewal loop. Obtaining runs in Run's
+// own goroutine (certmagic's synchronous path) rather than certmagic's
+// background job queue, so nothing writes to the ACME storage after Run
+// returned.
 func (a *ACME) Run(ctx context.Context) error {
 	defer a.cache.Stop()
-	if err := a.magic.ManageAsync(ctx, a.cfg.Domains); err != nil {
-		return fmt.Errorf("tls: acme: %w", err)
+	for wait := time.Minute; ; wait = min(2*wait, time.Hour) {
+		err := a.magic.ManageSync(ctx, a.cfg.Domains)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.log().Warn("tls: acme: no certificate yet; devices get no TLS handshake until one is obtained",
+			"domains", a.cfg.Domains, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
 	}
 	<-ctx.Done()
 	return nil
+}
+
+func (a *ACME) log() *slog.Logger {
+	if a.cfg.Log != nil {
+		return a.cfg.Log
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // slogCore sends certmagic's zap logs to the node's slog logger.

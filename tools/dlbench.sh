@@ -68,6 +68,7 @@ http {
 EOF
 taskset -c 0 nginx -c "$T/ng/nginx.conf" -p "$T/ng" &
 NGINX=$!
+for _ in $(seq 100); do pgrep -P $NGINX >/dev/null && curl -sf "http://127.0.0.1:$NPORT$(head -1 "$T/paths")" -o /dev/null && break; sleep 0.05; done
 cat >"$T/rot.lua" <<EOF
 local paths = {}
 for l in io.lines("$T/paths") do paths[#paths + 1] = l end
@@ -77,19 +78,28 @@ function request()
   return wrk.format("GET", paths[(n % #paths) + 1])
 end
 EOF
-load() { # NAME PORT
-	printf '%-40s ' "$1"
-	taskset -c 1 wrk -t1 -c"$CONNS" -d"$DUR" -s "$T/rot.lua" "http://127.0.0.1:$2" |
-		awk '/Requests\/sec/ {r=$2} /Non-2xx/ {e=$NF} END {printf "%10.0f req/s%s\n", r, (e ? "  NON-2XX: " e : "")}'
+ticks() { # CPU time (user + system, clock ticks) of the given processes
+	local t=0 p
+	for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+	echo $t
+}
+load() { # NAME PORT PID...: req/s, and the server's CPU per request (robust to a busy machine)
+	local before after
+	before=$(ticks "${@:3}")
+	taskset -c 1 wrk -t1 -c"$CONNS" -d"$DUR" -s "$T/rot.lua" "http://127.0.0.1:$2" >"$T/wrk.out"
+	after=$(ticks "${@:3}")
+	awk -v name="$1" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+		/requests in/ {n=$1} /Requests\/sec/ {r=$2} /Non-2xx/ {e=$NF}
+		END {printf "%-34s %8.0f req/s %7.1f server CPU us/req%s\n", name, r, t * 1e6 / hz / n, (e ? "  NON-2XX: " e : "")}' "$T/wrk.out"
 }
 for round in $(seq "$ROUNDS"); do
 	echo "== round $round (load $(cut -d' ' -f1 /proc/loadavg))"
-	load nginx $NPORT
+	load nginx $NPORT $NGINX $(pgrep -P $NGINX)
 	for b in "${BINS[@]}"; do
 		start "$b"
 		# Warm up: every file used twice, as a node serving a release is.
 		taskset -c 1 wrk -t1 -c4 -d1s -s "$T/rot.lua" "http://127.0.0.1:$PORT" >/dev/null
-		load "mirrord $b" $PORT
+		load "mirrord $(basename "$b")" $PORT $NODE
 		stop
 	done
 done

@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # Small-file downloads (a delta manifest's files) from a real mirrord
-# node against nginx serving the same files from a directory, with wrk
+# node against nginx serving the same files from a directory, and a bare
+# Go handler serving them from memory (main.go), with wrk
 # (docs/BENCHMARKS.md, "Issue 14: downloads"). Measuring only: needs
 # nginx and wrk (apt-get install nginx wrk); CI does not run it.
 #
-#   bash tools/dlbench.sh [BIN...]
+#   bash tools/dlbench/run.sh [BIN...]
 #
 # Each BIN is a mirrord binary (default: one built from this tree); the
 # servers are pinned to CPU 0 (taskset) and wrk to CPU 1, and every round
 # runs nginx, then each BIN in turn, on the same node data. Every run is
 # bounded by wrk -d. Env: FILES (500), ROUNDS (3), DUR (5s), CONNS (32).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 FILES=${FILES:-500} ROUNDS=${ROUNDS:-3} DUR=${DUR:-5s} CONNS=${CONNS:-32}
 T=$(mktemp -d) && chmod 755 "$T" # nginx workers run as another user
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
 BINS=("$@")
 if [ ${#BINS[@]} -eq 0 ]; then go build -o "$T/mirrord" ./cmd/mirrord; BINS=("$T/mirrord"); fi
-PORT=18289 NPORT=18290
+go build -o "$T/bare" ./tools/dlbench
+PORT=18289 NPORT=18290 BPORT=18291
 
 start() { # BIN: a node on the shared data dir, pinned to CPU 0
 	taskset -c 0 "$1" serve --data "$T/d" --http 127.0.0.1:$PORT --p2p /ip4/127.0.0.1/tcp/0 2>>"$T/log" &
@@ -68,6 +70,8 @@ http {
 EOF
 taskset -c 0 nginx -c "$T/ng/nginx.conf" -p "$T/ng" &
 NGINX=$!
+taskset -c 0 "$T/bare" -addr 127.0.0.1:$BPORT -dir "$T/www" &
+BARE=$!
 for _ in $(seq 100); do pgrep -P $NGINX >/dev/null && curl -sf "http://127.0.0.1:$NPORT$(head -1 "$T/paths")" -o /dev/null && break; sleep 0.05; done
 cat >"$T/rot.lua" <<EOF
 local paths = {}
@@ -95,6 +99,7 @@ load() { # NAME PORT PID...: req/s, and the server's CPU per request (robust to 
 for round in $(seq "$ROUNDS"); do
 	echo "== round $round (load $(cut -d' ' -f1 /proc/loadavg))"
 	load nginx $NPORT $NGINX $(pgrep -P $NGINX)
+	load "bare Go handler, from memory" $BPORT $BARE
 	for b in "${BINS[@]}"; do
 		start "$b"
 		# Warm up: every file used twice, as a node serving a release is.
@@ -103,4 +108,4 @@ for round in $(seq "$ROUNDS"); do
 		stop
 	done
 done
-kill "$NGINX"
+kill "$NGINX" "$BARE"

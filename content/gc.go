@@ -195,7 +195,7 @@ func (s *Store) gcCache(keep map[cid.Cid]struct{}, grace time.Duration, res *GCR
 			if _, ok := keep[cid.NewCidV1(c.Type(), c.Hash())]; ok {
 				continue
 			}
-			s.verified.Delete(object)
+			s.forget(object)
 		}
 		info, err := e.Info()
 		if errors.Is(err, fs.ErrNotExist) {
@@ -268,7 +268,7 @@ func (s *Store) DeleteBlock(ctx context.Context, c cid.Cid) error {
 		names = append(names, v1)
 	}
 	for _, n := range names {
-		s.verified.Delete(n)
+		s.forget(n)
 		for _, p := range []string{n, n + digestSuffix} {
 			if err := os.Remove(filepath.Join(s.cacheDir, p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("content: delete cache copy of %s: %w", c, err)

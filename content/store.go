@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -67,6 +68,7 @@ type Store struct {
 	// digest: name -> cacheStamp of the file as it was (see cache.go).
 	verified sync.Map
 	vlocks   [64]sync.Mutex // one verification of a copy at a time
+	mem      memCache       // small verified objects (memcache.go)
 	wg       sync.WaitGroup
 	ds       *flatfs.Datastore
 	bs       blockstore.Blockstore
@@ -102,7 +104,7 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, err
 	}
 	bs := &repairingBlockstore{Blockstore: &blockstore.ValidatingBlockstore{Blockstore: gbs}}
-	s := &Store{ds: fds, bs: bs, rbs: bs, gbs: gbs, dir: dir, cacheDir: dir + "-cache"}
+	s := &Store{ds: fds, bs: bs, rbs: bs, gbs: gbs, dir: dir, cacheDir: dir + "-cache", mem: memCache{budget: memBudget}}
 	if err := os.MkdirAll(s.cacheDir, 0o755); err != nil {
 		return nil, fmt.Errorf("content: create cache dir: %w", err)
 	}
@@ -336,6 +338,9 @@ func (f cachedFile) OSFile() *os.File { return f.File }
 // never asked and a missing object is ErrNotFound at once.
 func (s *Store) OpenCached(ctx context.Context, c cid.Cid, opt OpenOptions) (File, error) {
 	name := c.String()
+	if b, ok := s.mem.get(name); ok {
+		return memFile{bytes.NewReader(b)}, nil
+	}
 	if f := s.openCache(name); f != nil {
 		return f, nil
 	}

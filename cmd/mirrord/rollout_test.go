@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -460,60 +459,5 @@ func TestRolloutCommands(t *testing.T) {
 	}
 	if v := fc.check(n.url, deviceID(2), "builtin"); v != "1.0.1" {
 		t.Fatalf("unpinned device got %s", v)
-	}
-}
-
-// startRolloutCluster starts three nodes with fast stats reports,
-// publishes app's 1.0.1 on production and 1.0.2 stored only (as in the
-// acceptance run of issue 5) through the second node, and starts a
-// rollout of 1.0.2 to percent of devices with a halt policy (failure
-// rate 0.2 over at least 50 events) through the third, waiting until
-// every node has it.
-func startRolloutCluster(t *testing.T, app string, percent int) []*testNode {
-	t.Helper()
-	vec := vectors(t)
-	a := startNodeWith(t, "", fastStats)
-	tok := strings.Fields(a.cli(t, "cluster", "token"))[0]
-	b := joinNode(t, a.url, tok, fastStats)
-	c := joinNode(t, b.url, tok, fastStats)
-	nodes := []*testNode{a, b, c}
-	b.cli(t, "app", "create", app)
-	b.cli(t, "publish", "--app", app, "--version", "1.0.1", "--channel", "production", filepath.Join(vec, "src-1.0.1"))
-	b.cli(t, "publish", "--app", app, "--version", "1.0.2", filepath.Join(vec, "src-1.0.2"))
-	out := c.cli(t, "rollout", "start", app, "production", "--version", "1.0.2", "--percent", strconv.Itoa(percent),
-		"--halt-failure-rate", "0.2", "--halt-min-events", "50")
-	if want := fmt.Sprintf("1.0.2 to %d.00%% of devices (active)", percent); !strings.Contains(out, want) {
-		t.Fatalf("rollout start said:\n%s", out)
-	}
-	consensustest.WaitFor(t, "the rollout on every node", func() bool {
-		for _, n := range nodes {
-			if r := rolloutAt(t, n, app, "production").Rollout; r == nil || r.BasisPoints != percent*100 {
-				return false
-			}
-		}
-		return true
-	}, 10*time.Second)
-	return nodes
-}
-
-// installsLeaveRolloutActive sends one install of 1.0.2 to each node,
-// from a device that checked in there (ids first, first+step, ...), and
-// waits until the three are in the rollout's tally: every node has then
-// reported what it counted of the events sent before (what they were,
-// for the failure message). The rollout must still be active, with
-// those three installs and no failure.
-func installsLeaveRolloutActive(t *testing.T, fc *fleetClient, nodes []*testNode, app string, first, step int, after string) {
-	t.Helper()
-	for i, n := range nodes {
-		fc.stat(n.url, checkedInDevices(t, fc, n.url, "1.0.2", first+step*i, 1)[0], "set", "1.0.2")
-	}
-	consensustest.WaitFor(t, "the three installs reported by every node", func() bool {
-		return rolloutAt(t, nodes[2], app, "production").Since.Installs == 3
-	}, 20*time.Second)
-	for _, n := range nodes {
-		ri := rolloutAt(t, n, app, "production")
-		if r := ri.Rollout; r.State != state.RolloutActive || r.Halt != nil || ri.Since != (state.Tally{Installs: 3}) {
-			t.Fatalf("after %s, %s has rollout %+v tally %+v", after, n.url, r, ri.Since)
-		}
 	}
 }

@@ -5,16 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"mirrord/tools/toolstest"
 )
 
 // readyTimeout bounds a node's start: a restart replays its log, a
@@ -24,7 +24,7 @@ const readyTimeout = 90 * time.Second
 // buildMirrord builds cmd/mirrord once, as CI builds it (CGO_ENABLED=0).
 func buildMirrord(t *testing.T) string {
 	t.Helper()
-	statSources(t)
+	toolstest.StatModule(t)
 	bin := t.TempDir() + "/mirrord"
 	cmd := exec.Command("go", "build", "-o", bin, "mirrord/cmd/mirrord")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -32,35 +32,6 @@ func buildMirrord(t *testing.T) string {
 		t.Fatalf("go build mirrord: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// statSources looks at every file of the module (Go sources, go.mod,
-// go.sum, embedded dashboard files).
-// The binary is built by a child `go build`, whose reads go test does not
-// see; the test's own os.Stat calls it does see, so a changed source
-// makes go test run this package again instead of reporting a cached
-// pass for code it never built.
-func statSources(t *testing.T) {
-	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == ".git" {
-			return filepath.SkipDir
-		}
-		if d.Type().IsRegular() {
-			_, err = os.Stat(p)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatalf("looking at the sources: %v", err)
-	}
 }
 
 // childEnv is the environment of every mirrord process: the test's,

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mirrord/tools/toolstest"
 )
 
 // TestShortScenario runs the whole scenario small: a hub and one PoP at
@@ -54,6 +56,7 @@ func TestShortScenario(t *testing.T) {
 // buildMirrord builds the binary under test into a temporary directory.
 func buildMirrord(t *testing.T) string {
 	t.Helper()
+	toolstest.StatModule(t)
 	bin, err := buildMirrordIn(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -211,3 +211,27 @@ func installsLeaveRolloutActive(t *testing.T, fc *fleetClient, nodes []*testNode
 		}
 	}
 }
+
+// realFailuresHalt sends 60 failures of 1.0.2 (update_fail and
+// download_fail) from 8.51 devices that checked in, 20 per node (ids
+// first, first+step, ... per node), each to the node that answered it,
+// and waits until the rollout is paused on every node.
+func realFailuresHalt(t *testing.T, fc *fleetClient, nodes []*testNode, app string, first, step int) {
+	t.Helper()
+	var failing [3][]string
+	for i, n := range nodes {
+		failing[i] = checkedInDevices(t, fc, n.url, "1.0.2", first+step*i, 20)
+	}
+	parallel(8, 60, func(i int) {
+		action := []string{"update_fail", "download_fail"}[i%2]
+		fc.stat(nodes[i%3].url, failing[i%3][i/3], action, "1.0.2")
+	})
+	consensustest.WaitFor(t, "the rollout paused on every node", func() bool {
+		for _, n := range nodes {
+			if r := rolloutAt(t, n, app, "production").Rollout; r.State != state.RolloutPaused || r.Halt == nil {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second)
+}

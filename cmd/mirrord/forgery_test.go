@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,26 +91,7 @@ func TestForgedFailuresDoNotHalt(t *testing.T) {
 
 	// 60 real failures from 8.51 devices that checked in, 20 per node,
 	// each sent to the node that answered it: they halt the rollout.
-	var mu sync.Mutex
-	var failing [3][]string
-	parallel(3, 3, func(i int) {
-		devs := checkedInDevices(t, fc, nodes[i].url, "1.0.2", 5000+3000*i, 20)
-		mu.Lock()
-		failing[i] = devs
-		mu.Unlock()
-	})
-	parallel(8, 60, func(i int) {
-		action := []string{"update_fail", "download_fail"}[i%2]
-		fc.stat(nodes[i%3].url, failing[i%3][i/3], action, "1.0.2")
-	})
-	consensustest.WaitFor(t, "the rollout paused on every node", func() bool {
-		for _, n := range nodes {
-			if r := rolloutAt(t, n, app, "production").Rollout; r.State != state.RolloutPaused || r.Halt == nil {
-				return false
-			}
-		}
-		return true
-	}, 30*time.Second)
+	realFailuresHalt(t, fc, nodes, app, 5000, 3000)
 	consensustest.WaitFor(t, "the 60 real failures counted, the forged ones not", func() bool {
 		return rolloutAt(t, nodes[0], app, "production").Since == (state.Tally{Installs: 3, Failures: 60})
 	}, 10*time.Second)

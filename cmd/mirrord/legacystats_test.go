@@ -50,22 +50,7 @@ func TestLegacyDownloadFailCluster(t *testing.T) {
 
 	// 60 real failures from 8.51 devices halt it on every node (devices
 	// that checked in on the node they report to).
-	var failing [3][]string
-	for i, n := range nodes {
-		failing[i] = checkedInDevices(t, fc, n.url, "1.0.2", 2000+1000*i, 20)
-	}
-	parallel(8, 60, func(i int) {
-		action := []string{"update_fail", "download_fail"}[i%2]
-		fc.stat(nodes[i%3].url, failing[i%3][i/3], action, "1.0.2")
-	})
-	consensustest.WaitFor(t, "the rollout paused on every node", func() bool {
-		for _, n := range nodes {
-			if r := rolloutAt(t, n, app, "production").Rollout; r.State != state.RolloutPaused || r.Halt == nil {
-				return false
-			}
-		}
-		return true
-	}, 30*time.Second)
+	realFailuresHalt(t, fc, nodes, app, 2000, 1000)
 	ri := rolloutAt(t, nodes[0], app, "production")
 	if h := ri.Rollout.Halt; !strings.Contains(h.Reason, "exceeds the 0.200 threshold") || h.Tally.Failures > 60 {
 		t.Fatalf("halt %+v", h)
